@@ -1,0 +1,1 @@
+"""Fixtures that start the juhe sandbox as a real HTTP server (filled in with the sandbox)."""
