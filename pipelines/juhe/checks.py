@@ -1,0 +1,184 @@
+"""Asset checks on what the juhe assets wrote. Each check reads the database, so a test can craft
+a bad state and see it fail. ERROR checks block downstream assets; WARN checks only report."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from typing import Any
+
+import dagster as dg
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from models import ApiCall, Company, License, LicenseName, LicenseVersion, utcnow
+from pipelines.juhe.assets import qualification_responses, refresh_interval
+from pipelines.resources import DatabaseResource
+
+WARN = dg.AssetCheckSeverity.WARN
+DEFAULT_MAX_FAILURE_RATE = 0.05
+
+
+def max_failure_rate() -> float:
+    return float(os.environ.get("ZIZHI_MAX_FAILURE_RATE") or DEFAULT_MAX_FAILURE_RATE)
+
+
+def failure_rate_result(engine: Engine, run_id: str, threshold: float) -> dg.AssetCheckResult:
+    """Share of the companies this run called that ended the run failed."""
+    called = sa.select(ApiCall.company_id).where(ApiCall.run_id == run_id).distinct().subquery()
+    query = sa.select(
+        sa.func.count(),
+        sa.func.coalesce(sa.func.sum(sa.case((Company.fetch_status == "failed", 1), else_=0)), 0),
+    ).select_from(Company).join(called, called.c.company_id == Company.id)
+    failed_examples = (
+        sa.select(Company.name, Company.last_error_code)
+        .join(called, called.c.company_id == Company.id)
+        .where(Company.fetch_status == "failed")
+        .limit(5)
+    )
+    with engine.connect() as conn:
+        attempted, failed = conn.execute(query).one()
+        examples = [f"{name} ({code})" for name, code in conn.execute(failed_examples)]
+    rate = failed / attempted if attempted else 0.0
+    return dg.AssetCheckResult(
+        passed=rate <= threshold,
+        metadata={
+            "companies_called": attempted,
+            "companies_failed": failed,
+            "failure_rate": dg.MetadataValue.float(round(rate, 4)),
+            "threshold": dg.MetadataValue.float(threshold),
+            "examples": ", ".join(examples) or "none",
+        },
+        description=f"{failed} of {attempted} companies called in this run failed",
+    )
+
+
+def quota_stop_result(metadata: dict[str, Any]) -> dg.AssetCheckResult:
+    """Warns when the latest fetch was stopped early by quota, maintenance or the daily budget."""
+    stopped_by = str(metadata.get("stopped_by") or "")
+    return dg.AssetCheckResult(
+        passed=not stopped_by,
+        severity=WARN,
+        metadata={"stopped_by": stopped_by or "none", "remaining_due": metadata.get("remaining_due", 0)},
+        description=str(metadata.get("stop_message") or "the fetch ran to completion"),
+    )
+
+
+def freshness_result(engine: Engine, interval: dt.timedelta, now: dt.datetime) -> dg.AssetCheckResult:
+    """Every active company (except invalid queries) fetched successfully within 2× the interval."""
+    cutoff = now - 2 * interval
+    stale = (
+        sa.select(Company.name)
+        .where(Company.active, Company.fetch_status != "invalid")
+        .where(sa.or_(Company.last_fetched_at.is_(None), Company.last_fetched_at < cutoff))
+    )
+    with engine.connect() as conn:
+        count = conn.execute(sa.select(sa.func.count()).select_from(stale.subquery())).scalar_one()
+        examples = conn.execute(stale.limit(5)).scalars().all()
+    return dg.AssetCheckResult(
+        passed=count == 0,
+        severity=WARN,
+        metadata={"stale_companies": count, "cutoff": cutoff.isoformat(), "examples": ", ".join(examples) or "none"},
+        description=f"{count} active companies not successfully fetched since {cutoff:%Y-%m-%d %H:%M} UTC",
+    )
+
+
+def _duplicates(conn: sa.Connection, *columns: sa.ColumnElement[Any]) -> int:
+    grouped = sa.select(*columns).group_by(*columns).having(sa.func.count() > 1).subquery()
+    return int(conn.execute(sa.select(sa.func.count()).select_from(grouped)).scalar_one())
+
+
+def natural_key_result(engine: Engine) -> dg.AssetCheckResult:
+    with engine.connect() as conn:
+        found = {
+            "companies.match_key": _duplicates(conn, Company.match_key),
+            "licenses (company_id, category, lic_no)": _duplicates(
+                conn, License.company_id, License.category, License.lic_no
+            ),
+            "license_names (license_id, name)": _duplicates(conn, LicenseName.license_id, LicenseName.name),
+        }
+    return dg.AssetCheckResult(passed=not any(found.values()), metadata=found)
+
+
+def open_version_result(engine: Engine) -> dg.AssetCheckResult:
+    """Each current licence has exactly one open version; removed ones may have one or none."""
+    open_versions = (
+        sa.select(LicenseVersion.license_id, sa.func.count().label("n"))
+        .where(LicenseVersion.valid_to.is_(None))
+        .group_by(LicenseVersion.license_id)
+        .subquery()
+    )
+    bad = (
+        sa.select(License.id)
+        .outerjoin(open_versions, open_versions.c.license_id == License.id)
+        .where(License.removed_at.is_(None))
+        .where(sa.func.coalesce(open_versions.c.n, 0) != 1)
+    )
+    with engine.connect() as conn:
+        count = conn.execute(sa.select(sa.func.count()).select_from(bad.subquery())).scalar_one()
+    return dg.AssetCheckResult(
+        passed=count == 0,
+        metadata={"licenses_without_exactly_one_open_version": count},
+    )
+
+
+def anomalies_result(metadata: dict[str, Any]) -> dg.AssetCheckResult:
+    anomalies = int(metadata.get("anomalies", 0) or 0)
+    missing = int(metadata.get("responses_missing_required_fields", 0) or 0)
+    drift = metadata.get("drift_fields") or {}
+    return dg.AssetCheckResult(
+        passed=anomalies == 0 and missing == 0 and not drift,
+        severity=WARN,
+        metadata={"anomalies": anomalies, "responses_missing_required_fields": missing, "drift_fields": dg.MetadataValue.json(drift)},
+        description="same updated_time with different content, schema drift, or responses missing fields",
+    )
+
+
+def latest_metadata(context: dg.AssetCheckExecutionContext, asset_key: dg.AssetKey) -> dict[str, Any]:
+    """The metadata values of the asset's newest materialization, as plain Python values."""
+    event = context.instance.get_latest_materialization_event(asset_key)
+    materialization = event.asset_materialization if event else None
+    if materialization is None:
+        return {}
+    return {key: getattr(value, "value", value) for key, value in materialization.metadata.items()}
+
+
+@dg.asset_check(asset=qualification_responses, blocking=True, description="Share of companies that "
+                "failed in this run stays under ZIZHI_MAX_FAILURE_RATE (default 5 %).")
+def fetch_failure_rate(context: dg.AssetCheckExecutionContext, database: DatabaseResource) -> dg.AssetCheckResult:
+    return failure_rate_result(database.get_engine(), context.run_id, max_failure_rate())
+
+
+@dg.asset_check(asset=qualification_responses, description="Warns when quota, maintenance or the daily budget stopped the fetch.")
+def fetch_not_stopped(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    return quota_stop_result(latest_metadata(context, qualification_responses.key))
+
+
+@dg.asset_check(asset="companies", description="Every active company successfully fetched within twice the refresh interval.")
+def companies_fresh(database: DatabaseResource) -> dg.AssetCheckResult:
+    return freshness_result(database.get_engine(), refresh_interval(), utcnow())
+
+
+@dg.asset_check(asset="licenses", blocking=True, description="Natural keys are unique in companies, licenses and license_names.")
+def natural_keys_unique(database: DatabaseResource) -> dg.AssetCheckResult:
+    return natural_key_result(database.get_engine())
+
+
+@dg.asset_check(asset="license_versions", blocking=True, description="Exactly one open version per current licence.")
+def one_open_version(database: DatabaseResource) -> dg.AssetCheckResult:
+    return open_version_result(database.get_engine())
+
+
+@dg.asset_check(asset="licenses", description="No same-time anomalies, schema drift or malformed responses in the latest normalize.")
+def no_anomalies_or_drift(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    return anomalies_result(latest_metadata(context, dg.AssetKey("licenses")))
+
+
+juhe_checks = [
+    fetch_failure_rate,
+    fetch_not_stopped,
+    companies_fresh,
+    natural_keys_unique,
+    one_open_version,
+    no_anomalies_or_drift,
+]

@@ -1,0 +1,60 @@
+"""Metadata a person reads on an asset page: table schemas, row counts, markdown previews."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import dagster as dg
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from models import Base
+
+
+def column_schema(table_name: str) -> dg.TableSchema:
+    table = Base.metadata.tables[table_name]
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                name=column.name,
+                type=str(column.type.compile(dialect=sa.dialects.postgresql.dialect())),
+                description=column.comment or None,
+                constraints=dg.TableColumnConstraints(
+                    nullable=bool(column.nullable), unique=bool(column.unique)
+                ),
+            )
+            for column in table.columns
+        ]
+    )
+
+
+def row_count(engine: Engine, table_name: str) -> int:
+    table = Base.metadata.tables[table_name]
+    with engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
+
+
+def table_metadata(engine: Engine, table_name: str) -> dict[str, Any]:
+    """Row count and column schema, under Dagster's standard keys so the UI shows them."""
+    return {
+        "dagster/row_count": row_count(engine, table_name),
+        "dagster/column_schema": column_schema(table_name),
+        "dagster/table_name": table_name,
+    }
+
+
+def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    def cell(value: Any) -> str:
+        text = "" if value is None else str(value)
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def counts_markdown(title: str, counts: Mapping[str, int]) -> str:
+    if not counts:
+        return f"**{title}:** none"
+    return markdown_table([title, "count"], sorted(counts.items(), key=lambda kv: -kv[1]))

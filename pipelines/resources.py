@@ -1,0 +1,25 @@
+"""The database resource every asset, check and sensor uses."""
+
+from __future__ import annotations
+
+import dagster as dg
+from pydantic import Field
+from sqlalchemy.engine import Engine
+
+from pipelines.db import ensure_schema_current, get_engine
+from pipelines.settings import Settings
+
+
+class DatabaseResource(dg.ConfigurableResource):
+    """zizhi's SQL database. Empty `url` means DATABASE_URL, else the SQLite file under data/."""
+
+    url: str = Field(default="", description="SQLAlchemy URL; empty: DATABASE_URL or data/zizhi.sqlite")
+
+    def resolved_url(self) -> str:
+        return self.url or Settings.from_env().database_url
+
+    def get_engine(self) -> Engine:
+        """The engine, after checking the schema is at the head migration."""
+        engine = get_engine(self.resolved_url())
+        ensure_schema_current(engine)
+        return engine

@@ -1,0 +1,27 @@
+"""Asset check on the roster: rejected rows are reported, never silently dropped."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from pipelines.roster.assets import company_roster
+
+
+def rejects_result(rejected: int, reasons_md: str) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        passed=rejected == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"rejected_rows": rejected, "reasons": dg.MetadataValue.md(reasons_md or "none")},
+        description=f"{rejected} roster rows rejected; see roster_rejects for each row and reason",
+    )
+
+
+@dg.asset_check(asset=company_roster, description="Warns when roster rows were rejected.")
+def roster_rejects(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    event = context.instance.get_latest_materialization_event(company_roster.key)
+    metadata = event.asset_materialization.metadata if event and event.asset_materialization else {}
+    rejected = metadata.get("rejected")
+    reasons = metadata.get("reject_reasons")
+    return rejects_result(
+        int(getattr(rejected, "value", 0) or 0), str(getattr(reasons, "value", "") or "")
+    )

@@ -1,0 +1,48 @@
+"""The short summary `make demo` prints: what landed, and the licences expiring soonest."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from models import ApiCall, Company, License, LicenseChange, LicenseName, RawResponse, RosterReject
+from pipelines.metadata import row_count
+from pipelines.settings import data_dir
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def expiring_soonest(engine: Engine, today: dt.date, limit: int = 5) -> list[tuple[str, str, str, dt.date]]:
+    query = (
+        sa.select(Company.name, License.category, License.lic_no, License.validity_end)
+        .join(Company, Company.id == License.company_id)
+        .where(License.removed_at.is_(None), License.validity_end >= today)
+        .order_by(License.validity_end, Company.name, License.lic_no)
+        .limit(limit)
+    )
+    with engine.connect() as conn:
+        return [tuple(row) for row in conn.execute(query)]  # type: ignore[misc]
+
+
+def print_summary(engine: Engine) -> None:
+    today = dt.datetime.now(SHANGHAI).date()
+    counts = {
+        table.__tablename__: row_count(engine, table.__tablename__)
+        for table in (Company, License, LicenseName, LicenseChange, RawResponse, ApiCall, RosterReject)
+    }
+    with engine.connect() as conn:
+        statuses = dict(conn.execute(sa.select(Company.fetch_status, sa.func.count()).group_by(Company.fetch_status)).all())
+    print("\nzizhi — what landed")
+    width = max(len(name) for name in counts)
+    for name, count in counts.items():
+        print(f"  {name:<{width}}  {count:>8,}")
+    print("  companies by fetch status: " + ", ".join(f"{k} {v}" for k, v in sorted(statuses.items())))
+    print("\nFive licences expiring soonest")
+    for name, category, lic_no, end in expiring_soonest(engine, today):
+        print(f"  {end:%Y-%m-%d}  {name}  {category}  {lic_no}")
+    reports = data_dir() / "reports"
+    if reports.exists():
+        print(f"\nCharts: {', '.join(str(p) for p in sorted(reports.glob('*.png')))}")
