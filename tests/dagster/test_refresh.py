@@ -1,0 +1,72 @@
+"""A full refresh through Dagster: roster → sandbox over HTTP → raw → normalized tables → report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+
+from tests.dagster.helpers import counts, run_refresh, write_roster
+
+
+@pytest.fixture
+def roster(sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = write_roster(tmp_path / "roster.csv", sandbox.dataset.companies[:40])
+    monkeypatch.setenv("ROSTER_PATH", str(path))
+    monkeypatch.setenv("JUHE_QPS", "200")
+    return path
+
+
+def test_full_refresh_lands_every_company_and_fills_the_tables(engine, sandbox, roster) -> None:
+    with dg.instance_for_test() as instance:
+        result = run_refresh(instance)
+    assert result.success
+    landed = counts(engine, "companies", "raw_responses", "licenses", "license_names", "license_changes")
+    assert landed["companies"] == 40
+    assert landed["raw_responses"] == 40
+    assert landed["licenses"] > 40 and landed["license_names"] > landed["licenses"]
+    assert landed["license_changes"] == landed["licenses"]  # the first load: every licence added
+    with engine.connect() as conn:
+        statuses = dict(conn.execute(sa.text(
+            "SELECT fetch_status, COUNT(*) FROM companies GROUP BY fetch_status")).all())
+    known = sum(1 for c in sandbox.dataset.companies[:40] if c.known)
+    assert statuses == {k: v for k, v in {"ok": known, "not_found": 40 - known}.items() if v}
+    fetch_md = result.asset_materializations_for_node("qualification_responses")[0].metadata
+    assert fetch_md["calls"].value == 40 and fetch_md["billable_calls"].value == known
+    assert sandbox.stats()["requests"] == 40
+
+
+def test_second_refresh_spends_no_call_on_fresh_companies(engine, sandbox, roster) -> None:
+    with dg.instance_for_test() as instance:
+        assert run_refresh(instance).success
+        before = sandbox.stats()["requests"]
+        assert run_refresh(instance).success
+        assert sandbox.stats()["requests"] == before
+        assert run_refresh(instance, force=True).success
+        assert sandbox.stats()["requests"] == before + 40
+    assert counts(engine, "raw_responses")["raw_responses"] == 80
+
+
+def test_wrong_key_fails_the_run_naming_the_variable(engine, sandbox, roster, monkeypatch) -> None:
+    monkeypatch.setenv("JUHE_API_KEY", "not-the-key")
+    with dg.instance_for_test() as instance:
+        result = run_refresh(instance)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    message = failure.step_failure_data.user_failure_data.description
+    assert "JUHE_API_KEY" in message
+    assert "not-the-key" not in message
+
+
+def test_refresh_refuses_a_database_behind_the_head_migration(sandbox, roster, empty_database_url, monkeypatch) -> None:
+    from pipelines.db import upgrade
+
+    upgrade(empty_database_url, "0001")
+    monkeypatch.setenv("DATABASE_URL", empty_database_url)
+    with dg.instance_for_test() as instance:
+        result = run_refresh(instance)
+    assert not result.success
+    errors = [str(e.step_failure_data.error.message) for e in result.all_events if e.is_step_failure]
+    assert any("make migrate" in message for message in errors)
