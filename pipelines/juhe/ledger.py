@@ -1,0 +1,173 @@
+"""The call ledger and the landing of raw bodies (DESIGN.md tables `api_calls`, `raw_responses`).
+
+Every HTTP attempt becomes an `api_calls` row, committed as it happens. A body juhe returned
+(error_code 0 or 260204) lands together with its ledger row and the company's new fetch state in
+one transaction, so a crash loses at most the calls in flight and a re-run never fetches a
+company whose answer landed. Writes from many threads are serialised per engine on SQLite (one
+writer at a time; other processes wait on the busy timeout); PostgreSQL takes them concurrently.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import threading
+import weakref
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from models.tables import ApiCall, Company, RawResponse
+from pipelines.juhe.client import JuheResponse
+from pipelines.juhe.errors import ErrorClass
+
+_SQLITE_WRITE_LOCKS: weakref.WeakKeyDictionary[Engine, threading.Lock] = (
+    weakref.WeakKeyDictionary()
+)
+_LOCKS_GUARD = threading.Lock()
+
+_LANDED_STATUS = {ErrorClass.OK: "ok", ErrorClass.NOT_FOUND: "not_found"}
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One HTTP attempt, as the ledger stores it."""
+
+    company_id: int | None
+    called_at: dt.datetime
+    attempt: int
+    outcome: ErrorClass
+    run_id: str | None
+    http_status: int | None = None
+    error_code: int | None = None
+    latency_ms: int | None = None
+    detail: str | None = None
+
+    @classmethod
+    def of_response(
+        cls, company_id: int, called_at: dt.datetime, attempt: int, response: JuheResponse,
+        run_id: str | None,
+    ) -> CallRecord:
+        return cls(
+            company_id=company_id,
+            called_at=called_at,
+            attempt=attempt,
+            outcome=response.error_class,
+            run_id=run_id,
+            http_status=response.http_status,
+            error_code=response.error_code,
+            latency_ms=response.latency_ms,
+            detail=None if response.error_class is ErrorClass.OK else response.reason,
+        )
+
+    @property
+    def billable(self) -> bool:
+        """juhe bills 查得 only (error_code 0)."""
+        return self.error_code == 0
+
+    def values(self) -> dict[str, object]:
+        return {
+            "company_id": self.company_id,
+            "called_at": self.called_at,
+            "attempt": self.attempt,
+            "http_status": self.http_status,
+            "error_code": self.error_code,
+            "outcome": self.outcome.value,
+            "detail": self.detail,
+            "latency_ms": self.latency_ms,
+            "billable": self.billable,
+            "run_id": self.run_id,
+        }
+
+
+def write_lock(engine: Engine) -> AbstractContextManager[object]:
+    """One writer at a time per SQLite engine; no serialisation on PostgreSQL."""
+    if engine.dialect.name != "sqlite":
+        return nullcontext()
+    with _LOCKS_GUARD:
+        return _SQLITE_WRITE_LOCKS.setdefault(engine, threading.Lock())
+
+
+def record_call(conn: Connection, call: CallRecord) -> int:
+    """Insert one api_calls row; its id."""
+    result = conn.execute(sa.insert(ApiCall).values(**call.values()))
+    return int(result.inserted_primary_key[0])
+
+
+def log_call(engine: Engine, call: CallRecord) -> int:
+    """Record an attempt that landed no body, committed at once."""
+    with write_lock(engine), engine.begin() as conn:
+        return record_call(conn, call)
+
+
+def land_response(
+    engine: Engine,
+    company_id: int,
+    query: str,
+    response: JuheResponse,
+    call: CallRecord,
+    run_id: str | None,
+    *,
+    fetched_at: dt.datetime | None = None,
+) -> int:
+    """Ledger row + raw body + the company's new fetch state, in one transaction; the raw id."""
+    status = _LANDED_STATUS[response.error_class]
+    fetched_at = fetched_at or dt.datetime.now(dt.UTC)
+    with write_lock(engine), engine.begin() as conn:
+        call_id = record_call(conn, call)
+        raw_id = conn.execute(
+            sa.insert(RawResponse).values(
+                company_id=company_id,
+                api_call_id=call_id,
+                query=query,
+                fetched_at=fetched_at,
+                http_status=response.http_status,
+                error_code=response.error_code,
+                reason=response.reason,
+                sign=response.sign,
+                body=response.body_text,
+                body_sha256=hashlib.sha256(response.body_text.encode("utf-8")).hexdigest(),
+                run_id=run_id,
+            )
+        ).inserted_primary_key[0]
+        conn.execute(
+            sa.update(Company)
+            .where(Company.id == company_id)
+            .values(
+                fetch_status=status,
+                last_fetched_at=fetched_at,
+                last_attempt_at=fetched_at,
+                last_error_code=response.error_code,
+                consecutive_failures=0,
+            )
+        )
+    return int(raw_id)
+
+
+def mark_failed(
+    engine: Engine,
+    company_id: int,
+    *,
+    error_code: int | None,
+    invalid: bool,
+    attempted_at: dt.datetime,
+) -> None:
+    """End of a company's attempts without a body: 'invalid', or 'failed' with one more failure."""
+    values: dict[str, object] = {
+        "fetch_status": "invalid" if invalid else "failed",
+        "last_attempt_at": attempted_at,
+        "last_error_code": error_code,
+    }
+    if not invalid:
+        values["consecutive_failures"] = Company.consecutive_failures + 1
+    with write_lock(engine), engine.begin() as conn:
+        conn.execute(sa.update(Company).where(Company.id == company_id).values(**values))
+
+
+def calls_since(engine: Engine, since: dt.datetime) -> int:
+    """How many HTTP attempts the ledger holds from `since` on (every run, every process)."""
+    query = sa.select(sa.func.count()).select_from(ApiCall).where(ApiCall.called_at >= since)
+    with engine.connect() as conn:
+        return int(conn.execute(query).scalar_one())

@@ -1,0 +1,43 @@
+"""Shared test helpers for the juhe fetch stage: companies in the database, ledger reads."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from models.tables import ApiCall, Company, RawResponse
+from pipelines.juhe.due import DueCompany
+from pipelines.shards import shard_of
+
+NOW = dt.datetime(2025, 3, 1, 4, 0, tzinfo=dt.UTC)
+
+
+def add_companies(engine: Engine, names: Iterable[str], **state: Any) -> list[DueCompany]:
+    """Insert active companies (query = name) with an optional fetch state; as DueCompany."""
+    rows = [{"name": n, "match_key": n, "query": n, "shard": shard_of(n), **state} for n in names]
+    with engine.begin() as conn:
+        conn.execute(sa.insert(Company), rows)
+        found = conn.execute(
+            sa.select(Company.id, Company.name, Company.query, Company.shard)
+            .where(Company.name.in_([r["name"] for r in rows])).order_by(Company.id)
+        ).all()
+    return [DueCompany(*row) for row in found]
+
+
+def companies_by_name(engine: Engine) -> dict[str, Any]:
+    with engine.connect() as conn:
+        return {row.name: row for row in conn.execute(sa.select(Company))}
+
+
+def api_calls(engine: Engine) -> list[Any]:
+    with engine.connect() as conn:
+        return conn.execute(sa.select(ApiCall).order_by(ApiCall.id)).all()
+
+
+def raw_responses(engine: Engine) -> list[Any]:
+    with engine.connect() as conn:
+        return conn.execute(sa.select(RawResponse).order_by(RawResponse.id)).all()

@@ -1,0 +1,159 @@
+"""The client's own logic against httpx.MockTransport: parsing, error taxonomy, key safety."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import parse_qs
+
+import httpx
+import pytest
+
+from pipelines.juhe.client import JuheClient
+from pipelines.juhe.errors import (
+    ErrorClass,
+    JuheFatalError,
+    JuheQuotaError,
+    JuheTransientError,
+    classify,
+    describe,
+    error_for,
+)
+from pipelines.settings import Secret
+
+KEY = Secret("k3y-UNIT-7f1e2d")
+URL = "http://juhe.test/enterprise/App/ConLicByName/query"
+
+
+def client_answering(handler) -> JuheClient:  # type: ignore[no-untyped-def]
+    return JuheClient(URL, KEY, transport=httpx.MockTransport(handler))
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        (0, ErrorClass.OK),
+        ("0", ErrorClass.OK),
+        (" 260204 ", ErrorClass.NOT_FOUND),
+        (260201, ErrorClass.INVALID),
+        ("260202", ErrorClass.INVALID),
+        (260200, ErrorClass.TRANSIENT),
+        (260203, ErrorClass.TRANSIENT),
+        (260205, ErrorClass.TRANSIENT),
+        (10014, ErrorClass.TRANSIENT),
+        (10011, ErrorClass.THROTTLED),
+        ("10012", ErrorClass.QUOTA),
+        (10013, ErrorClass.QUOTA),
+        (10020, ErrorClass.MAINTENANCE),
+        *[(c, ErrorClass.FATAL) for c in (10001, 10002, 10003, 10004, 10005, 10007, 10008, 10009)],
+        (10021, ErrorClass.FATAL),
+        (10006, ErrorClass.TRANSIENT),
+        (999999, ErrorClass.TRANSIENT),
+        (None, ErrorClass.TRANSIENT),
+        ("oops", ErrorClass.TRANSIENT),
+    ],
+)
+def test_every_error_code_has_its_documented_class(code, expected) -> None:  # type: ignore[no-untyped-def]
+    assert classify(code) is expected
+
+
+@pytest.mark.parametrize("code", [10001, 10002, 10003, 10005, 10007, 10008, 10009, 10021])
+def test_fatal_codes_tell_the_operator_to_fix_juhe_api_key(code: int) -> None:
+    message = str(error_for(code))
+    assert "JUHE_API_KEY" in message
+    assert str(code) in message
+
+
+def test_wrong_key_message_explains_the_cause() -> None:
+    assert "错误的请求KEY" in describe(10001) and "wrong" in describe(10001)
+
+
+def test_answer_with_string_error_code_is_parsed_and_classified() -> None:
+    body = {"error_code": "0", "reason": "success", "sign": "ab" * 16,
+            "result": {"total": 0, "items": []}}
+    with client_answering(lambda request: httpx.Response(200, json=body)) as client:
+        response = client.query("中建八局第三建设有限公司")
+    assert response.error_code == 0
+    assert response.error_class is ErrorClass.OK
+    assert response.billable
+    assert response.sign == "ab" * 16
+    assert json.loads(response.body_text) == body
+
+
+def test_error_answers_are_data_not_exceptions() -> None:
+    body = {"error_code": 10012, "reason": "请求超过次数限制", "result": None}
+    with client_answering(lambda request: httpx.Response(200, json=body)) as client:
+        response = client.query("x")
+    assert response.error_class is ErrorClass.QUOTA
+    assert not response.billable
+    assert isinstance(error_for(response.error_code), JuheQuotaError)
+
+
+def test_the_key_travels_in_the_form_body_only() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"error_code": 260204, "reason": "查询无结果"})
+
+    with client_answering(handler) as client:
+        response = client.query("河南省宏远建设工程有限公司")
+    request = seen[0]
+    assert request.method == "POST"
+    assert KEY not in str(request.url)
+    assert request.headers["content-type"] == "application/x-www-form-urlencoded"
+    form = parse_qs(request.content.decode())
+    assert form == {"key": [KEY], "name": ["河南省宏远建设工程有限公司"]}
+    assert response.error_class is ErrorClass.NOT_FOUND
+
+
+def test_html_502_is_transient_with_its_status() -> None:
+    html = "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
+    with client_answering(lambda request: httpx.Response(502, text=html)) as client:
+        with pytest.raises(JuheTransientError) as caught:
+            client.query("x")
+    assert caught.value.http_status == 502
+    assert caught.value.error_class is ErrorClass.TRANSIENT
+    assert "502" in str(caught.value)
+
+
+@pytest.mark.parametrize("body", ['{"error_code": 0, "reason": "succ', "<html>oops</html>", "[1, 2]", ""])
+def test_truncated_or_non_json_200_is_transient(body: str) -> None:
+    with client_answering(lambda request: httpx.Response(200, text=body)) as client:
+        with pytest.raises(JuheTransientError) as caught:
+            client.query("x")
+    assert caught.value.http_status == 200
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [httpx.ReadTimeout("timed out"), httpx.ConnectTimeout("timed out"),
+     httpx.RemoteProtocolError("Server disconnected without sending a response."),
+     httpx.ConnectError("[Errno 111] Connection refused")],
+)
+def test_timeouts_and_dropped_connections_are_transient(failure: httpx.TransportError) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise failure
+
+    with client_answering(handler) as client:
+        with pytest.raises(JuheTransientError) as caught:
+            client.query("x")
+    assert caught.value.http_status is None
+    assert type(failure).__name__ in str(caught.value)
+
+
+def test_no_error_message_contains_the_key_even_if_the_server_echoes_it() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(500, text=f"internal error for key={KEY} body={request.content!r}")
+
+    with client_answering(handler) as client:
+        with pytest.raises(JuheTransientError) as caught:
+            client.query("x")
+    assert KEY not in str(caught.value)
+    assert KEY not in repr(caught.value)
+    assert KEY not in repr(client)
+
+
+def test_fatal_error_message_has_no_key() -> None:
+    error = JuheFatalError(10001, ErrorClass.FATAL, 200, "")
+    assert KEY not in str(error)
+    assert "JUHE_API_KEY" in str(error)
