@@ -1,0 +1,166 @@
+"""Dialect-aware bulk statements: chunk locks, id allocation, COPY / executemany, updates.
+
+Every function takes a Connection inside the chunk's transaction. SQL text comes from SQLAlchemy
+constructs (or psycopg's `sql` composition for COPY identifiers); values are always bound.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from psycopg import sql as pgsql
+from sqlalchemy.engine import Connection
+
+# Advisory-lock namespace of normalization ("zz"); the second key is the shard.
+LOCK_NAMESPACE = 0x7A7A
+
+
+def is_postgres(conn: Connection) -> bool:
+    return conn.dialect.name == "postgresql"
+
+
+def begin_locked(conn: Connection, shard: int) -> None:
+    """Start the chunk transaction holding the shard's write lock until it ends.
+
+    PostgreSQL: a transaction-scoped advisory lock per shard, so two runs normalizing the same
+    shard take turns chunk by chunk. SQLite: BEGIN IMMEDIATE takes the database write lock now,
+    before the chunk reads its state, so no other writer can slip in between read and write.
+    """
+    if is_postgres(conn):
+        conn.execute(
+            sa.select(sa.func.pg_advisory_xact_lock(LOCK_NAMESPACE, shard))
+        )
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def allocate_ids(conn: Connection, table: sa.Table, count: int) -> list[int]:
+    """Ids for rows about to be inserted (sequence on PostgreSQL; max+1 under SQLite's lock)."""
+    if count == 0:
+        return []
+    if is_postgres(conn):
+        sequence = sa.func.pg_get_serial_sequence(table.name, "id")
+        query = sa.select(sa.func.nextval(sequence)).select_from(
+            sa.func.generate_series(1, count)
+        )
+        return list(conn.execute(query).scalars())
+    start = conn.execute(sa.select(sa.func.coalesce(sa.func.max(table.c.id), 0))).scalar_one()
+    return list(range(start + 1, start + 1 + count))
+
+
+def _json_columns(table: sa.Table, columns: Sequence[str]) -> set[int]:
+    return {i for i, name in enumerate(columns) if isinstance(table.c[name].type, sa.JSON)}
+
+
+def _dump_json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def insert_rows(
+    conn: Connection, table: sa.Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> int:
+    """Insert plain tuples (Python values; JSON columns as objects): COPY or executemany."""
+    if not rows:
+        return 0
+    json_at = _json_columns(table, columns)
+    if json_at:
+        rows = [
+            tuple(_dump_json(v) if i in json_at else v for i, v in enumerate(row)) for row in rows
+        ]
+    if is_postgres(conn):
+        _copy_rows(conn, table, columns, rows)
+    else:
+        _executemany(conn, table.insert(), table, columns, rows, skip=json_at)
+    return len(rows)
+
+
+def _copy_rows(
+    conn: Connection, table: sa.Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    statement = pgsql.SQL("COPY {} ({}) FROM STDIN").format(
+        pgsql.Identifier(table.name), pgsql.SQL(", ").join(map(pgsql.Identifier, columns))
+    )
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    with cursor.copy(statement) as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def _executemany(
+    conn: Connection,
+    statement: sa.Insert,
+    table: sa.Table,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    skip: set[int] | frozenset[int] = frozenset(),
+) -> None:
+    compiled = statement.compile(dialect=conn.dialect, column_keys=list(columns))
+    if list(compiled.positiontup or []) != list(columns):
+        raise RuntimeError(f"unexpected parameter order for {table.name}")
+    _run_many(conn, str(compiled), table, columns, rows, skip)
+
+
+def _run_many(
+    conn: Connection,
+    statement: str,
+    table: sa.Table,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    skip: set[int] | frozenset[int] = frozenset(),
+) -> None:
+    """SQLite: the driver's executemany on tuples converted by the column types' bind processors
+    (what SQLAlchemy itself would store), without per-row statement overhead."""
+    dialect = conn.dialect
+    active = [
+        (i, process)
+        for i, name in enumerate(columns)
+        if i not in skip
+        and (process := table.c[name].type.dialect_impl(dialect).bind_processor(dialect))
+    ]
+    converted = []
+    for row in rows:
+        values = list(row)
+        for i, process in active:
+            values[i] = process(values[i])
+        converted.append(tuple(values))
+    conn.exec_driver_sql(statement, converted)
+
+
+def update_rows(
+    conn: Connection,
+    table: sa.Table,
+    keys: Sequence[str],
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+) -> int:
+    """UPDATE table SET columns WHERE keys; one tuple per row (key values first, then columns)."""
+    if not rows:
+        return 0
+    statement = (
+        sa.update(table)
+        .where(*(table.c[k] == sa.bindparam(f"k_{k}") for k in keys))
+        .values({c: sa.bindparam(f"v_{c}") for c in columns})
+    )
+    params = [f"k_{k}" for k in keys] + [f"v_{c}" for c in columns]
+    if is_postgres(conn):
+        conn.execute(statement, [dict(zip(params, row, strict=True)) for row in rows])
+        return len(rows)
+    compiled = statement.compile(dialect=conn.dialect)
+    names = [*keys, *columns]
+    order = [params.index(p) for p in compiled.positiontup or []]
+    _run_many(conn, str(compiled), table, [names[i] for i in order],
+              [[row[i] for i in order] for row in rows])
+    return len(rows)
+
+
+def delete_where_in(conn: Connection, column: sa.Column[Any], values: Sequence[Any]) -> int:
+    """DELETE rows whose column is in values (bound, in slices the drivers accept)."""
+    deleted = 0
+    for start in range(0, len(values), 5000):
+        part = list(values[start : start + 5000])
+        result = conn.execute(sa.delete(column.table).where(column.in_(part)))
+        deleted += result.rowcount or 0
+    return deleted

@@ -1,0 +1,61 @@
+"""NormalizeReport: what one normalization did, for asset metadata and checks."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from pipelines.normalize.parsing import ParsedResponse
+
+
+@dataclass
+class NormalizeReport:
+    """Counts of one run. ``anomalies`` lists same-updated_time-different-content licences
+    ({company_id, category, lic_no, updated_time, fetched_at}); they are not in license_changes.
+    """
+
+    responses: int = 0
+    by_status: Counter[str] = field(default_factory=Counter)
+    rows_inserted: Counter[str] = field(default_factory=Counter)
+    rows_updated: Counter[str] = field(default_factory=Counter)
+    rows_deleted: Counter[str] = field(default_factory=Counter)
+    changes: Counter[str] = field(default_factory=Counter)
+    anomalies: list[dict[str, Any]] = field(default_factory=list)
+    drift: Counter[str] = field(default_factory=Counter)
+    missing_required: int = 0
+    unparseable: Counter[str] = field(default_factory=Counter)
+    companies: int = 0
+    chunks: int = 0
+    seconds: float = 0.0
+
+    def count_response(self, parsed: ParsedResponse) -> None:
+        self.responses += 1
+        self.by_status[parsed.status] += 1
+        self.drift.update(parsed.issues.drift)
+        self.unparseable.update(parsed.issues.unparseable)
+        self.missing_required += parsed.issues.missing_required
+
+    @property
+    def rows(self) -> dict[str, dict[str, int]]:
+        """{table: {"inserted"|"updated"|"deleted": rows}} for the tables this run wrote."""
+        verbs = {"inserted": self.rows_inserted, "updated": self.rows_updated,
+                 "deleted": self.rows_deleted}
+        tables = sorted({t for counts in verbs.values() for t, n in counts.items() if n})
+        return {t: {verb: counts[t] for verb, counts in verbs.items() if counts[t]} for t in tables}
+
+    @property
+    def rows_written(self) -> int:
+        return sum(self.rows_inserted.values()) + sum(self.rows_updated.values()) + sum(
+            self.rows_deleted.values()
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict (Counters become dicts without zero counts) for metadata."""
+        data: dict[str, Any] = {}
+        for item in fields(self):
+            value = getattr(self, item.name)
+            data[item.name] = {k: n for k, n in value.items() if n} if isinstance(
+                value, Counter) else value
+        data["rows_written"] = self.rows_written
+        return data

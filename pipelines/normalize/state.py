@@ -1,0 +1,131 @@
+"""Load the stored state of a chunk of companies, in a few set-based queries.
+
+Always: the companies and their licences (one row each, no JSON). Only when the chunk needs
+them: the open version's content of licences that get a newer version (for the change's old
+values), and the full version history of licences that get an older version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from models import Company, License, LicenseVersion
+from pipelines.normalize.parsing import UNKNOWN_TIME
+from pipelines.normalize.tracking import CompanyState, LicenseState, ResponseInput, Version
+
+_SLICE = 5000
+
+
+def _slices(values: Sequence[Any]) -> Iterator[list[Any]]:
+    for start in range(0, len(values), _SLICE):
+        yield list(values[start : start + _SLICE])
+
+
+def _stored_license(row: sa.Row[Any]) -> LicenseState:
+    valid_from = row.source_updated_time or UNKNOWN_TIME
+    current = Version(valid_from, row.content_hash, None, persisted=True)
+    presence = (row.first_seen_at, row.last_seen_at, row.removed_at)
+    return LicenseState(
+        company_id=row.company_id,
+        key=(row.category, row.lic_no),
+        current=current,
+        first_seen_at=row.first_seen_at,
+        last_seen_at=row.last_seen_at,
+        removed_at=row.removed_at,
+        source_updated_time=row.source_updated_time,
+        id=row.id,
+        versions={valid_from: current},
+        db_time=valid_from,
+        history_loaded=False,
+        stored_presence=presence,
+    )
+
+
+def load_companies(conn: Connection, company_ids: Sequence[int]) -> dict[int, CompanyState]:
+    """Companies with their licences' current state (no history, no JSON)."""
+    companies: dict[int, CompanyState] = {}
+    lic = License.__table__.c
+    for part in _slices(company_ids):
+        rows = conn.execute(
+            sa.select(Company.id, Company.last_response_at, Company.license_count).where(
+                Company.id.in_(part)
+            )
+        )
+        for row in rows:
+            companies[row.id] = CompanyState(row.id, row.last_response_at, row.license_count)
+        licences = conn.execute(
+            sa.select(
+                lic.id, lic.company_id, lic.category, lic.lic_no, lic.content_hash,
+                lic.source_updated_time, lic.first_seen_at, lic.last_seen_at, lic.removed_at,
+            ).where(lic.company_id.in_(part))
+        )
+        for row in licences:
+            state = _stored_license(row)
+            companies[row.company_id].licenses[state.key] = state
+    return companies
+
+
+def _needs(
+    companies: Mapping[int, CompanyState], responses: Iterable[ResponseInput]
+) -> tuple[dict[int, LicenseState], dict[int, LicenseState]]:
+    """Stored licences that will get a newer version (content) or an older one (history)."""
+    content: dict[int, LicenseState] = {}
+    history: dict[int, LicenseState] = {}
+    for response in responses:
+        licences = companies[response.company_id].licenses
+        for record in response.parsed.items:
+            lic = licences.get(record.key)
+            if lic is None or lic.id is None or lic.db_time is None:
+                continue
+            when = record.version_time
+            if when > lic.db_time:
+                content[lic.id] = lic
+            elif when < lic.db_time:
+                history[lic.id] = lic
+    return content, history
+
+
+def _load_history(conn: Connection, licences: Mapping[int, LicenseState]) -> None:
+    v = LicenseVersion.__table__.c
+    for part in _slices(sorted(licences)):
+        rows = conn.execute(
+            sa.select(v.license_id, v.valid_from, v.valid_to, v.content_hash).where(
+                v.license_id.in_(part)
+            )
+        )
+        for row in rows:
+            lic = licences[row.license_id]
+            if row.valid_to is None:
+                continue  # the open version: already `lic.current`
+            lic.versions[row.valid_from] = Version(
+                row.valid_from, row.content_hash, row.valid_to, persisted=True,
+                stored_valid_to=row.valid_to,
+            )
+    for lic in licences.values():
+        lic.history_loaded = True
+
+
+def _load_content(conn: Connection, licences: Mapping[int, LicenseState]) -> None:
+    v = LicenseVersion.__table__.c
+    for part in _slices(sorted(licences)):
+        rows = conn.execute(
+            sa.select(v.license_id, v.content).where(v.license_id.in_(part), v.valid_to.is_(None))
+        )
+        for row in rows:
+            licences[row.license_id].current.content = row.content
+
+
+def load_chunk_state(
+    conn: Connection, responses: Sequence[ResponseInput]
+) -> dict[int, CompanyState]:
+    """Everything the tracker needs to apply these responses (grouped by company)."""
+    company_ids = sorted({r.company_id for r in responses})
+    companies = load_companies(conn, company_ids)
+    content, history = _needs(companies, responses)
+    _load_content(conn, content)
+    _load_history(conn, history)
+    return companies

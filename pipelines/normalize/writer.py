@@ -1,0 +1,313 @@
+"""Normalize raw responses into licences, names, versions and the change log — set-based.
+
+Work is cut into chunks of companies of one shard (about ``chunk_size`` raw responses each).
+One chunk = one transaction that holds the shard's write lock (see `bulk.begin_locked`), re-reads
+which raw responses are still to do, loads the chunk's stored state in a few queries, applies
+the responses in memory (`tracking`), writes only the difference with bulk statements and marks
+the responses normalized. A crash loses at most the chunk in flight, which the next run redoes;
+two runs on the same shard take turns per chunk and the second finds nothing left to do.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from models import Company, License, LicenseChange, LicenseName, LicenseVersion, RawResponse
+from models.base import utcnow
+from pipelines.normalize import bulk
+from pipelines.normalize.parsing import grade_of, parse_response
+from pipelines.normalize.report import NormalizeReport
+from pipelines.normalize.state import load_chunk_state
+from pipelines.normalize.tracking import (
+    CompanyState,
+    LicenseState,
+    ResponseInput,
+    TrackingLog,
+    apply_response,
+)
+from pipelines.shards import SHARD_COUNT
+
+LICENSE_CONTENT_COLUMNS = (
+    "issue_org", "lic_scope", "url", "validity_start", "validity_end", "validity_open_ended",
+    "source_created_time", "source_updated_time", "content_hash",
+)
+LICENSE_PRESENCE_COLUMNS = ("first_seen_at", "last_seen_at", "removed_at")
+LICENSE_COLUMNS = (
+    "id", "company_id", "category", "lic_no", *LICENSE_CONTENT_COLUMNS, *LICENSE_PRESENCE_COLUMNS
+)
+NAME_COLUMNS = ("license_id", "name", "position", "grade")
+VERSION_COLUMNS = ("license_id", "valid_from", "valid_to", "content_hash", "content", "loaded_at",
+                   "run_id")
+CHANGE_COLUMNS = (
+    "license_id", "company_id", "change_type", "changed_fields", "old_values", "new_values",
+    "source_updated_time", "detected_at", "run_id", "raw_response_id",
+)
+
+
+def normalize_pending(
+    engine: Engine, *, shards: Sequence[int] | None, run_id: str, chunk_size: int = 2000
+) -> NormalizeReport:
+    """Apply every raw response not yet normalized (``normalized_at`` null) of these shards."""
+    return _run(engine, shards, run_id, chunk_size, pending_only=True)
+
+
+def renormalize(
+    engine: Engine,
+    *,
+    shards: Sequence[int] | None,
+    run_id: str,
+    chunk_size: int = 2000,
+    rebuild: bool = False,
+) -> NormalizeReport:
+    """Replay ALL raw responses of these shards in fetched order.
+
+    Into the existing tables this changes nothing when nothing changed (and fills in whatever is
+    missing). With ``rebuild=True`` the shards' licences (and, by cascade, names, versions and
+    changes) are deleted and ``companies.last_response_at``/``license_count`` reset first — the
+    way to apply a parsing fix: the result equals a first normalization of the same raw rows.
+    """
+    if rebuild:
+        _wipe(engine, _shard_list(shards))
+    return _run(engine, shards, run_id, chunk_size, pending_only=False)
+
+
+def _shard_list(shards: Sequence[int] | None) -> list[int]:
+    return sorted(set(shards)) if shards is not None else list(range(SHARD_COUNT))
+
+
+def _wipe(engine: Engine, shards: list[int]) -> None:
+    for shard in shards:
+        with engine.connect() as conn:
+            bulk.begin_locked(conn, shard)
+            in_shard = sa.select(Company.id).where(Company.shard == shard).scalar_subquery()
+            conn.execute(sa.delete(License).where(License.company_id.in_(in_shard)))
+            conn.execute(
+                sa.update(Company)
+                .where(Company.shard == shard)
+                .values(last_response_at=None, license_count=0)
+            )
+            conn.commit()
+
+
+def _run(
+    engine: Engine,
+    shards: Sequence[int] | None,
+    run_id: str,
+    chunk_size: int,
+    *,
+    pending_only: bool,
+) -> NormalizeReport:
+    started = time.perf_counter()
+    report = NormalizeReport()
+    for shard in _shard_list(shards):
+        for company_ids in _chunks(_plan(engine, shard, pending_only), chunk_size):
+            with engine.connect() as conn:
+                bulk.begin_locked(conn, shard)
+                _normalize_chunk(conn, company_ids, run_id, pending_only, report)
+                conn.commit()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _plan(engine: Engine, shard: int, pending_only: bool) -> list[tuple[int, int]]:
+    """(company_id, raw responses to apply) of the shard, by company id."""
+    raw = RawResponse.__table__.c
+    query = (
+        sa.select(raw.company_id, sa.func.count())
+        .join(Company, Company.id == raw.company_id)
+        .where(Company.shard == shard)
+        .group_by(raw.company_id)
+        .order_by(raw.company_id)
+    )
+    if pending_only:
+        query = query.where(raw.normalized_at.is_(None))
+    with engine.connect() as conn:
+        return [(row[0], row[1]) for row in conn.execute(query)]
+
+
+def _chunks(plan: list[tuple[int, int]], chunk_size: int) -> Iterator[list[int]]:
+    """Consecutive companies holding about chunk_size responses (at least one company)."""
+    chunk: list[int] = []
+    held = 0
+    for company_id, count in plan:
+        if chunk and held + count > chunk_size:
+            yield chunk
+            chunk, held = [], 0
+        chunk.append(company_id)
+        held += count
+    if chunk:
+        yield chunk
+
+
+def _read_responses(
+    conn: Connection, company_ids: list[int], pending_only: bool, report: NormalizeReport
+) -> list[ResponseInput]:
+    """The chunk's raw responses, parsed, in (company, fetched_at, id) order — read under lock."""
+    raw = RawResponse.__table__.c
+    query = (
+        sa.select(raw.id, raw.company_id, raw.fetched_at, raw.body)
+        .where(raw.company_id.in_(company_ids))
+        .order_by(raw.company_id, raw.fetched_at, raw.id)
+    )
+    if pending_only:
+        query = query.where(raw.normalized_at.is_(None))
+    responses = []
+    for row in conn.execute(query):
+        parsed = parse_response(row.body)
+        report.count_response(parsed)
+        responses.append(ResponseInput(row.id, row.company_id, row.fetched_at, parsed))
+    return responses
+
+
+def _normalize_chunk(
+    conn: Connection,
+    company_ids: list[int],
+    run_id: str,
+    pending_only: bool,
+    report: NormalizeReport,
+) -> None:
+    responses = _read_responses(conn, company_ids, pending_only, report)
+    if not responses:
+        return
+    companies = load_chunk_state(conn, responses)
+    log = TrackingLog()
+    for response in responses:
+        apply_response(companies[response.company_id], response, log)
+    _write(conn, companies, log, run_id, report)
+    if pending_only:
+        _mark_normalized(conn, [r.raw_response_id for r in responses], report)
+    report.anomalies.extend(log.anomalies)
+    report.changes.update(change.change_type for change in log.changes)
+    report.companies += len(companies)
+    report.chunks += 1
+
+
+def _mark_normalized(conn: Connection, ids: list[int], report: NormalizeReport) -> None:
+    now = utcnow()
+    raw = RawResponse.__table__.c
+    for start in range(0, len(ids), 5000):
+        part = ids[start : start + 5000]
+        conn.execute(sa.update(RawResponse).where(raw.id.in_(part)).values(normalized_at=now))
+    report.rows_updated["raw_responses"] += len(ids)
+
+
+# ---------------------------------------------------------------------------- writing
+
+
+def _license_row(lic: LicenseState) -> tuple[Any, ...]:
+    rec = lic.record
+    assert rec is not None
+    return (
+        lic.id, lic.company_id, rec.category, rec.lic_no, rec.issue_org, rec.lic_scope, rec.url,
+        rec.validity_start, rec.validity_end, rec.open_ended, rec.created_time, rec.updated_time,
+        rec.content_hash, *lic.presence,
+    )
+
+
+def _name_rows(licences: list[LicenseState]) -> list[tuple[Any, ...]]:
+    return [
+        (lic.id, name, position, grade_of(name))
+        for lic in licences
+        if lic.record is not None
+        for position, name in enumerate(lic.record.names)
+    ]
+
+
+def _write_licenses(
+    conn: Connection, licences: list[LicenseState], report: NormalizeReport
+) -> None:
+    table = License.__table__
+    new = [lic for lic in licences if lic.id is None]
+    for lic, new_id in zip(new, bulk.allocate_ids(conn, table, len(new)), strict=True):
+        lic.id = new_id
+    report.rows_inserted["licenses"] += bulk.insert_rows(
+        conn, table, LICENSE_COLUMNS, [_license_row(lic) for lic in new]
+    )
+    stored = [lic for lic in licences if lic.stored_presence is not None and lic.is_dirty]
+    with_content = [lic for lic in stored if lic.record is not None]
+    presence_only = [lic for lic in stored if lic.record is None]
+    report.rows_updated["licenses"] += bulk.update_rows(
+        conn, table, ["id"], LICENSE_CONTENT_COLUMNS + LICENSE_PRESENCE_COLUMNS,
+        [(row[0], *row[4:]) for row in map(_license_row, with_content)],
+    )
+    report.rows_updated["licenses"] += bulk.update_rows(
+        conn, table, ["id"], LICENSE_PRESENCE_COLUMNS,
+        [(lic.id, *lic.presence) for lic in presence_only],
+    )
+    names = LicenseName.__table__
+    report.rows_deleted["license_names"] += bulk.delete_where_in(
+        conn, names.c.license_id, [lic.id for lic in with_content]
+    )
+    report.rows_inserted["license_names"] += bulk.insert_rows(
+        conn, names, NAME_COLUMNS, _name_rows(new + with_content)
+    )
+
+
+def _write_versions(
+    conn: Connection, licences: list[LicenseState], run_id: str, report: NormalizeReport
+) -> None:
+    """valid_to updates first (closing the open version), then inserts: one open per licence."""
+    closes, inserts = [], []
+    loaded_at = utcnow()
+    for lic in licences:
+        for version in lic.versions.values():
+            if not version.persisted:
+                inserts.append((lic.id, version.valid_from, version.valid_to,
+                                version.content_hash, version.content, loaded_at, run_id))
+            elif version.valid_to != version.stored_valid_to:
+                closes.append((lic.id, version.valid_from, version.valid_to))
+    table = LicenseVersion.__table__
+    report.rows_updated["license_versions"] += bulk.update_rows(
+        conn, table, ["license_id", "valid_from"], ["valid_to"], closes
+    )
+    report.rows_inserted["license_versions"] += bulk.insert_rows(
+        conn, table, VERSION_COLUMNS, inserts
+    )
+
+
+def _write_changes(
+    conn: Connection, log: TrackingLog, run_id: str, report: NormalizeReport
+) -> None:
+    rows = [
+        (c.license.id, c.license.company_id, c.change_type, c.changed_fields, c.old_values,
+         c.new_values, c.source_updated_time, c.detected_at, run_id, c.raw_response_id)
+        for c in log.changes
+    ]
+    report.rows_inserted["license_changes"] += bulk.insert_rows(
+        conn, LicenseChange.__table__, CHANGE_COLUMNS, rows
+    )
+
+
+def _write_companies(
+    conn: Connection, companies: list[CompanyState], report: NormalizeReport
+) -> None:
+    now = utcnow()
+    rows = [
+        (c.id, c.last_response_at, c.license_count, now)
+        for c in companies
+        if c.refresh_count()
+    ]
+    report.rows_updated["companies"] += bulk.update_rows(
+        conn, Company.__table__, ["id"], ["last_response_at", "license_count", "updated_at"], rows
+    )
+
+
+def _write(
+    conn: Connection,
+    companies: dict[int, CompanyState],
+    log: TrackingLog,
+    run_id: str,
+    report: NormalizeReport,
+) -> None:
+    touched = [
+        lic for c in companies.values() for lic in c.licenses.values() if lic.needs_write
+    ]
+    _write_licenses(conn, touched, report)
+    _write_versions(conn, touched, run_id, report)
+    _write_changes(conn, log, run_id, report)
+    _write_companies(conn, list(companies.values()), report)
