@@ -175,7 +175,7 @@ def _anomaly(lic: LicenseState, record: LicenseRecord, fetched_at: dt.datetime) 
         "category": lic.key[0],
         "lic_no": lic.key[1],
         "updated_time": record.content.get("updated_time"),
-        "fetched_at": fetched_at.isoformat(),
+        "fetched_at": fetched_at.astimezone(dt.UTC).isoformat(),
     }
 
 

@@ -62,19 +62,28 @@ def body(items: list[dict] | None = None, *, total: int | str | None = "auto",
             **extra}
 
 
-def add_raw(engine: Engine, company_id: int, payload: dict | str, fetched_at: dt.datetime) -> int:
+def raw_row(company_id: int, payload: dict | str, fetched_at: dt.datetime) -> dict[str, Any]:
     text = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)
     code = payload.get("error_code") if isinstance(payload, dict) else None
+    return {
+        "company_id": company_id, "query": "q", "fetched_at": fetched_at, "http_status": 200,
+        "error_code": int(code) if code is not None else None, "body": text,
+        "body_sha256": hashlib.sha256(text.encode()).hexdigest(), "run_id": "test",
+    }
+
+
+def add_raw(engine: Engine, company_id: int, payload: dict | str, fetched_at: dt.datetime) -> int:
     with engine.begin() as conn:
         return conn.execute(
-            sa.insert(RawResponse)
-            .values(
-                company_id=company_id, query="q", fetched_at=fetched_at, http_status=200,
-                error_code=int(code) if code is not None else None, body=text,
-                body_sha256=hashlib.sha256(text.encode()).hexdigest(), run_id="test",
-            )
+            sa.insert(RawResponse).values(raw_row(company_id, payload, fetched_at))
             .returning(RawResponse.id)
         ).scalar_one()
+
+
+def add_raws(engine: Engine, rows: list[dict[str, Any]]) -> None:
+    """Land many raw responses (rows from `raw_row`) in one transaction."""
+    with engine.begin() as conn:
+        conn.execute(sa.insert(RawResponse), rows)
 
 
 def _iso(value: Any) -> Any:
