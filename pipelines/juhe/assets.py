@@ -7,6 +7,7 @@ fetcher.py and pipelines.normalize.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import Literal
 
 import dagster as dg
@@ -125,6 +126,7 @@ def normalized_tables(
     context: dg.AssetExecutionContext, config: NormalizeConfig, database: DatabaseResource
 ):  # type: ignore[no-untyped-def]
     """Flattens raw responses into the normalized tables, tracking every change."""
+    started = time.perf_counter()
     engine = database.get_engine()
     shards = shards_of_keys(context.partition_keys)
     replay = config.mode == "replay" or (config.mode == "auto" and not _fetches_in_this_run(context))
@@ -134,7 +136,12 @@ def normalized_tables(
     else:
         report = normalize_pending(engine, shards=shards, run_id=context.run_id)
     per_table = normalize_metadata(engine, report)
+    seconds = dg.MetadataValue.float(round(time.perf_counter() - started, 3))
     for name in NORMALIZED_TABLES:
         yield dg.MaterializeResult(
-            asset_key=name, metadata={**table_metadata(engine, name), **per_table.get(name, {})}
+            asset_key=name, metadata={
+                **table_metadata(engine, name),
+                **per_table.get(name, {}),
+                "normalize_seconds": seconds,
+            },
         )

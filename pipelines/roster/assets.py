@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -44,6 +45,7 @@ def roster_path(configured: str) -> Path:
 def company_roster(
     context: dg.AssetExecutionContext, config: RosterConfig, database: DatabaseResource
 ) -> dg.MaterializeResult:
+    started = time.perf_counter()
     engine = database.get_engine()
     path = roster_path(config.path)
     try:
@@ -62,6 +64,7 @@ def company_roster(
         metadata={
             **{k: v for k, v in asdict(report).items() if isinstance(v, int)},
             "roster_path": str(path),
+            "seconds": dg.MetadataValue.float(round(time.perf_counter() - started, 3)),
             "complete": result.complete,
             "shards_touched": sorted(report.shards_touched),
             "reject_reasons": dg.MetadataValue.md(counts_markdown("reason", report.reasons)),
