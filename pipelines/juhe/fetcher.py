@@ -51,7 +51,7 @@ from pipelines.juhe.ratelimit import RateLimiter
 
 CHINA = ZoneInfo("Asia/Shanghai")
 PROGRESS_EVERY_S = 2.0
-THROTTLE_PAUSE_S = 1.0
+THROTTLE_PAUSE_S = 0.5
 _SLEEP_SLICE_S = 0.25
 _EXAMPLES = 5
 _STOP_KINDS: dict[type[JuheError], str] = {

@@ -39,6 +39,7 @@ from pyrate_limiter import AbstractBucket, Decision, PostgresBucket, Rate, RateI
 DEFAULT_MARGIN_MS = 35
 DEFAULT_MAX_WAIT = 120.0
 _LEAK_EVERY_S = 10.0
+PACING = 0.9
 _FILE_LOCK_POLL_S = 0.001
 
 
@@ -56,13 +57,22 @@ class RateLimiter(Protocol):
     def penalize(self, seconds: float) -> None: ...
 
 
-def window_rate(qps: float, margin_ms: int = DEFAULT_MARGIN_MS) -> Rate:
-    """The strict window for `qps`: floor(qps) starts per second (+margin), or 1 per 1/qps s."""
+def window_rates(qps: float, margin_ms: int = DEFAULT_MARGIN_MS) -> list[Rate]:
+    """The strict window for `qps`, and a pacing rate that spreads its requests out.
+
+    The window: floor(qps) starts per second (+ margin), or 1 per 1/qps s below 1 QPS. A sliding
+    window alone keeps whatever bursts it starts with (20 requests at once, every second),
+    and a burst is what makes arrival times jitter. The pacing rate allows one start per
+    `PACING` × window/limit, which spreads requests out yet leaves room to catch up after a lull.
+    """
     if qps <= 0:
         raise ValueError(f"qps must be positive, got {qps}")
-    if qps >= 1:
-        return Rate(math.floor(qps), 1000 + margin_ms)
-    return Rate(1, math.ceil(1000 / qps) + margin_ms)
+    if qps < 1:
+        return [Rate(1, math.ceil(1000 / qps) + margin_ms)]
+    window = Rate(math.floor(qps), 1000 + margin_ms)
+    if window.limit == 1:
+        return [window]
+    return [Rate(1, math.floor(PACING * window.interval / window.limit)), window]
 
 
 class SharedRateLimiter:
@@ -98,7 +108,7 @@ class SharedRateLimiter:
     ) -> SharedRateLimiter:
         """The limiter every process using `database_url` shares (SQLite file or PostgreSQL)."""
         url = sa.make_url(database_url)
-        rates = [window_rate(qps, margin_ms)]
+        rates = window_rates(qps, margin_ms)
         if url.get_backend_name() == "sqlite":
             bucket, mutex = _sqlite_bucket(url, rates, name, max_wait)
         elif url.get_backend_name() == "postgresql":

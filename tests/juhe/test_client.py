@@ -108,19 +108,21 @@ def test_the_key_travels_in_the_form_body_only() -> None:
 
 def test_html_502_is_transient_with_its_status() -> None:
     html = "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
-    with client_answering(lambda request: httpx.Response(502, text=html)) as client:
-        with pytest.raises(JuheTransientError) as caught:
-            client.query("x")
+    client = client_answering(lambda request: httpx.Response(502, text=html))
+    with client, pytest.raises(JuheTransientError) as caught:
+        client.query("x")
     assert caught.value.http_status == 502
     assert caught.value.error_class is ErrorClass.TRANSIENT
     assert "502" in str(caught.value)
 
 
-@pytest.mark.parametrize("body", ['{"error_code": 0, "reason": "succ', "<html>oops</html>", "[1, 2]", ""])
+@pytest.mark.parametrize(
+    "body", ['{"error_code": 0, "reason": "succ', "<html>oops</html>", "[1, 2]", ""]
+)
 def test_truncated_or_non_json_200_is_transient(body: str) -> None:
-    with client_answering(lambda request: httpx.Response(200, text=body)) as client:
-        with pytest.raises(JuheTransientError) as caught:
-            client.query("x")
+    client = client_answering(lambda request: httpx.Response(200, text=body))
+    with client, pytest.raises(JuheTransientError) as caught:
+        client.query("x")
     assert caught.value.http_status == 200
 
 
@@ -134,9 +136,8 @@ def test_timeouts_and_dropped_connections_are_transient(failure: httpx.Transport
     def handler(request: httpx.Request) -> httpx.Response:
         raise failure
 
-    with client_answering(handler) as client:
-        with pytest.raises(JuheTransientError) as caught:
-            client.query("x")
+    with client_answering(handler) as client, pytest.raises(JuheTransientError) as caught:
+        client.query("x")
     assert caught.value.http_status is None
     assert type(failure).__name__ in str(caught.value)
 
@@ -145,9 +146,8 @@ def test_no_error_message_contains_the_key_even_if_the_server_echoes_it() -> Non
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(500, text=f"internal error for key={KEY} body={request.content!r}")
 
-    with client_answering(handler) as client:
-        with pytest.raises(JuheTransientError) as caught:
-            client.query("x")
+    with client_answering(handler) as client, pytest.raises(JuheTransientError) as caught:
+        client.query("x")
     assert KEY not in str(caught.value)
     assert KEY not in repr(caught.value)
     assert KEY not in repr(client)
