@@ -28,6 +28,8 @@ def normalize_uscc(raw: str | None) -> str:
     """The USCC as the standard writes it: ASCII, upper-case, no spaces anywhere."""
     if not raw:
         return ""
+    if raw.isascii() and raw.isalnum():
+        return raw if raw.isupper() or raw.isdigit() else raw.upper()
     folded = unicodedata.normalize("NFKC", raw)
     return _WHITESPACE.sub("", _strip_invisible(folded)).upper()
 
@@ -78,6 +80,8 @@ def normalize_regno(raw: str | None) -> str:
 
 def _strip_invisible(text: str) -> str:
     """Drop control and format characters (zero-width, bidi marks, BOM) but keep whitespace."""
+    if text.isprintable():  # no control or format character in it
+        return text
     return "".join(
         ch for ch in text if ch.isspace() or unicodedata.category(ch) not in ("Cc", "Cf")
     )
@@ -90,7 +94,8 @@ def clean_name(raw: str | None) -> str:
     """
     if not raw:
         return ""
-    return " ".join(_strip_invisible(raw).split())
+    cleaned = " ".join(_strip_invisible(raw).split())
+    return raw if cleaned == raw else cleaned  # share the string when nothing changed
 
 
 def match_key(name: str) -> str:

@@ -28,8 +28,8 @@ from pipelines.roster.identifiers import match_key
 from pipelines.roster.validate import RosterEntry, RosterReject, RosterResult
 from pipelines.shards import shard_of
 
-COMPANIES = Company.__table__
-REJECTS = RejectTable.__table__
+COMPANIES = Company.metadata.tables[Company.__tablename__]
+REJECTS = RejectTable.metadata.tables[RejectTable.__tablename__]
 CHUNK_ROWS = 5000
 # Bound parameters one statement may carry: SQLite's SQLITE_MAX_VARIABLE_NUMBER, libpq's limit.
 MAX_PARAMETERS = {"sqlite": 32766, "postgresql": 65535}
@@ -70,7 +70,7 @@ def store_roster(engine: Engine, result: RosterResult, *, now: dt.datetime) -> R
         known = _known_companies(conn)
         rekeyed = _rekey(conn, known, result.entries, now)
         plan = _plan(known, result.entries)
-        _upsert_companies(conn, [_company_row(e, now) for e in plan.writes], now)
+        _upsert_companies(conn, plan.writes, now)
         deactivated, note = _deactivate(conn, known, result, now)
         new_rejects = _insert_rejects(conn, result.rejects, now)
     stats = result.stats
@@ -119,6 +119,7 @@ def _rekey_pairs(known: dict[str, _Known], entries: Sequence[RosterEntry]) -> li
     without any USCC and the roster row has the same name and now a USCC.
     """
     by_uscc = {k.uscc: key for key, k in known.items() if k.uscc and k.uscc != key}
+    by_name_only = {key for key, k in known.items() if k.uscc is None}
     roster_keys = {e.match_key for e in entries}
     pairs: list[tuple[str, str]] = []
     claimed: set[str] = set()
@@ -126,10 +127,9 @@ def _rekey_pairs(known: dict[str, _Known], entries: Sequence[RosterEntry]) -> li
         if not entry.uscc or entry.uscc in known:
             continue
         old = by_uscc.get(entry.uscc)
-        if old is None:
+        if old is None and by_name_only:
             name_key = match_key(entry.name)
-            stored = known.get(name_key)
-            old = name_key if stored is not None and stored.uscc is None else None
+            old = name_key if name_key in by_name_only else None
         if old is not None and old not in roster_keys and old not in claimed:
             claimed.add(old)
             pairs.append((old, entry.uscc))
@@ -141,7 +141,7 @@ def _rekey(conn: Connection, known: dict[str, _Known], entries: Sequence[RosterE
     pairs = _rekey_pairs(known, entries)
     if pairs:
         statement = (
-            COMPANIES.update()
+            sa.update(COMPANIES)
             .where(COMPANIES.c.match_key == sa.bindparam("old_key"))
             .values(match_key=sa.bindparam("new_key"), shard=sa.bindparam("new_shard"),
                     updated_at=now)
@@ -188,7 +188,10 @@ def _changed(stored: _Known, entry: RosterEntry) -> bool:
     )
 
 
-def _company_row(entry: RosterEntry, now: dt.datetime) -> dict[str, Any]:
+COMPANY_ROW_COLUMNS = ("name", "uscc", "reg_no", "match_key", "query", "shard", "roster_source")
+
+
+def _company_row(entry: RosterEntry) -> dict[str, Any]:
     return {
         "name": entry.name,
         "uscc": entry.uscc,
@@ -197,10 +200,6 @@ def _company_row(entry: RosterEntry, now: dt.datetime) -> dict[str, Any]:
         "query": entry.query,
         "shard": entry.shard,
         "roster_source": entry.source,
-        "active": True,
-        "fetch_status": "pending",
-        "created_at": now,
-        "updated_at": now,
     }
 
 
@@ -221,27 +220,34 @@ def _chunks(conn: Connection, rows: Sequence[Any], columns: int) -> Iterator[Seq
         yield rows[start : start + size]
 
 
-def _upsert_companies(conn: Connection, rows: list[dict[str, Any]], now: dt.datetime) -> None:
-    if not rows:
+def _upsert_companies(conn: Connection, entries: list[RosterEntry], now: dt.datetime) -> None:
+    """One upsert statement run over chunks of rows.
+
+    SQLAlchemy sends each chunk as multi-row VALUES pages ("insertmanyvalues") on PostgreSQL
+    and through the driver's executemany on SQLite, compiling the statement once.
+    """
+    if not entries:
         return
-    insert = _insert_for(conn)
-    for chunk in _chunks(conn, rows, len(rows[0])):
-        statement = insert(COMPANIES).values(list(chunk))
-        new = statement.excluded
-        conn.execute(statement.on_conflict_do_update(
-            index_elements=[COMPANIES.c.match_key],
-            set_={
-                "name": new.name,
-                # The roster only adds identifiers: a blank cell never erases a known one.
-                "uscc": sa.func.coalesce(new.uscc, COMPANIES.c.uscc),
-                "reg_no": sa.func.coalesce(new.reg_no, COMPANIES.c.reg_no),
-                "query": new.query,
-                "shard": new.shard,
-                "roster_source": new.roster_source,
-                "active": sa.true(),
-                "updated_at": now,
-            },
-        ))
+    statement = _insert_for(conn)(COMPANIES).values(
+        active=True, fetch_status="pending", created_at=now, updated_at=now
+    )
+    new = statement.excluded
+    upsert = statement.on_conflict_do_update(
+        index_elements=[COMPANIES.c.match_key],
+        set_={
+            "name": new.name,
+            # The roster only adds identifiers: a blank cell never erases a known one.
+            "uscc": sa.func.coalesce(new.uscc, COMPANIES.c.uscc),
+            "reg_no": sa.func.coalesce(new.reg_no, COMPANIES.c.reg_no),
+            "query": new.query,
+            "shard": new.shard,
+            "roster_source": new.roster_source,
+            "active": sa.true(),
+            "updated_at": now,
+        },
+    )
+    for chunk in _chunks(conn, entries, len(COMPANY_ROW_COLUMNS) + 4):
+        conn.execute(upsert, [_company_row(entry) for entry in chunk])
 
 
 def _deactivate(conn: Connection, known: dict[str, _Known], result: RosterResult,
@@ -256,7 +262,7 @@ def _deactivate(conn: Connection, known: dict[str, _Known], result: RosterResult
     count = 0
     for chunk in _chunks(conn, dropped, 1):
         count += conn.execute(
-            COMPANIES.update()
+            sa.update(COMPANIES)
             .where(COMPANIES.c.match_key.in_(chunk), COMPANIES.c.active.is_(True))
             .values(active=False, updated_at=now)
         ).rowcount
@@ -293,15 +299,15 @@ def _reject_row(reject: RosterReject, now: dt.datetime) -> dict[str, Any]:
 
 
 def _insert_rejects(conn: Connection, rejects: Sequence[RosterReject], now: dt.datetime) -> int:
+    """Insert rejects not stored yet (by fingerprint); returns how many were new."""
     unique = {row["fingerprint"]: row for row in (_reject_row(r, now) for r in rejects)}
+    fingerprint = REJECTS.c.fingerprint
+    for chunk in _chunks(conn, list(unique), 1):
+        for stored in conn.execute(sa.select(fingerprint).where(fingerprint.in_(chunk))).scalars():
+            unique.pop(stored, None)
     rows = list(unique.values())
-    if not rows:
-        return 0
-    insert = _insert_for(conn)
-    added = 0
-    for chunk in _chunks(conn, rows, len(rows[0])):
-        statement = insert(REJECTS).values(list(chunk)).on_conflict_do_nothing(
-            index_elements=[REJECTS.c.fingerprint]
-        )
-        added += conn.execute(statement).rowcount
-    return added
+    if rows:
+        statement = _insert_for(conn)(REJECTS).on_conflict_do_nothing(index_elements=[fingerprint])
+        for chunk in _chunks(conn, rows, len(rows[0])):
+            conn.execute(statement, list(chunk))
+    return len(rows)

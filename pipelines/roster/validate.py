@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines.roster.identifiers import (
@@ -85,7 +85,7 @@ class _Candidate:
     uscc: str | None
     reg_no: str | None
     name_key: str | None = None
-    absorbed: list[_Candidate] = field(default_factory=list)
+    absorbed: list[_Candidate] | None = None  # later rows merged into this one
 
     def __post_init__(self) -> None:
         self.name_key = match_key(self.name) if self.name else None
@@ -241,13 +241,15 @@ class _Deduper:
         first.reg_no = first.reg_no or later.reg_no
         if not first.name:
             first.name, first.name_key = later.name, later.name_key
-        first.absorbed += [later, *later.absorbed]
-        self.merged += 1 + len(later.absorbed)
+        absorbed = [later, *(later.absorbed or ())]
+        first.absorbed = (first.absorbed or []) + absorbed
+        self.merged += len(absorbed)
         self._keep(position, first)
 
     def _reject(self, candidate: _Candidate, reason: str) -> None:
-        self.merged -= len(candidate.absorbed)
-        for row in [candidate.row, *(c.row for c in candidate.absorbed)]:
+        absorbed = candidate.absorbed or []
+        self.merged -= len(absorbed)
+        for row in [candidate.row, *(c.row for c in absorbed)]:
             self.rejects.append(RosterReject(row.source, row.row_number, row.raw_row, reason,
                                              "conflict"))
 
