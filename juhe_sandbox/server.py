@@ -118,6 +118,7 @@ class Meter:
 
     def __init__(self, fault_seed: int) -> None:
         self._lock = threading.Lock()
+        self.in_flight = 0  # a gauge: requests being answered right now; never reset
         self.reset(fault_seed)
 
     def reset(self, fault_seed: int) -> None:
@@ -125,7 +126,8 @@ class Meter:
             self._window: deque[float] = deque()
             self._rng = random.Random(fault_seed)
             self.requests = self.violations = self.max_in_window = 0
-            self.billable = self.quota_used = self.in_flight = self.max_in_flight = 0
+            self.billable = self.quota_used = 0
+            self.max_in_flight = self.in_flight
             self.by_error_code: Counter[int] = Counter()
             self.faults: Counter[str] = Counter()
             self.per_query: Counter[str] = Counter()
@@ -177,9 +179,13 @@ class Meter:
                 delay = config.latency_ms / 1000 * self._rng.lognormvariate(0, config.latency_sigma)
             return fault, delay
 
-    def done(self, code: int | None, fault: str | None) -> None:
+    def leave(self) -> None:
         with self._lock:
             self.in_flight -= 1
+
+    def record(self, code: int | None, fault: str | None) -> None:
+        """Count an answer before it is sent, so a client never sees stats lag behind."""
+        with self._lock:
             if fault is not None:
                 self.faults[fault] += 1
             if code is not None:
@@ -423,16 +429,17 @@ class _Handler(BaseHTTPRequestHandler):
             return
         sandbox = self.server.sandbox
         sandbox.meter.arrive(time.monotonic(), params.get("name"))
-        reply, code, fault = sandbox.answer(params)
         try:
+            reply, code, fault = sandbox.answer(params)
             if reply.delay > 0:
                 sandbox.stopping.wait(reply.delay)
+            sandbox.meter.record(code, fault)
             if reply.drop:
                 self.close_connection = True
             else:
                 self._send(reply.status, reply.body, reply.content_type)
         finally:
-            sandbox.meter.done(code, fault)
+            sandbox.meter.leave()
 
     def _send_json(self, status: int, body: dict[str, Any]) -> None:
         self._send(status, _json(body), "application/json;charset=utf-8")

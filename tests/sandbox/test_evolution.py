@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 
 import pytest
@@ -75,7 +76,7 @@ def _update(old: LicenseTruth | None, new: LicenseTruth | None, event: SandboxEv
 def _reorder(old: LicenseTruth | None, new: LicenseTruth | None, event: SandboxEvent) -> None:
     assert old and new and new.lic_name != old.lic_name
     assert sorted(new.lic_name) == sorted(old.lic_name)
-    assert new == LicenseTruth(**{**_fields(old), "lic_name": new.lic_name})
+    assert new == dataclasses.replace(old, lic_name=new.lic_name)
 
 
 def _add(old: LicenseTruth | None, new: LicenseTruth | None, event: SandboxEvent) -> None:
@@ -96,10 +97,6 @@ def _stale(old: LicenseTruth | None, new: LicenseTruth | None, event: SandboxEve
 
 def _anomaly(old: LicenseTruth | None, new: LicenseTruth | None, event: SandboxEvent) -> None:
     assert old and new and new.updated_time == old.updated_time and new != old
-
-
-def _fields(lic: LicenseTruth) -> dict[str, object]:
-    return {name: getattr(lic, name) for name in LicenseTruth.__slots__}
 
 
 CHECKS = {
