@@ -11,10 +11,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import subprocess
 import sys
+import time
 from collections.abc import Iterator
-from pathlib import Path
 
 from pipelines.db import PROJECT_ROOT, SchemaNotCurrentError, get_engine, upgrade
 from pipelines.settings import Settings
@@ -86,15 +85,16 @@ def demo(port: int) -> int:
 
 
 def dev(port: int) -> int:
+    from pipelines.devserver import dagster_services
     from pipelines.instance import prepare_instance
 
     migrate()
     prepare_instance()
-    with demo_environment(port):
-        command = ["dagster", "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", "3000"]
-        bin_dir = Path(sys.executable).parent
+    with demo_environment(port), dagster_services(port=3000) as url:
+        print(f"Dagster UI at {url} — Ctrl-C stops the UI, the daemon and the sandbox")
         try:
-            return subprocess.call([str(bin_dir / command[0]), *command[1:]], cwd=PROJECT_ROOT)
+            while True:
+                time.sleep(3600)
         except KeyboardInterrupt:
             return 0
 

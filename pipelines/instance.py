@@ -26,7 +26,7 @@ def prepare_instance() -> dg.DagsterInstance:
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists():
-        shutil.copyfile(PROJECT_ROOT / "dagster.yaml", config)
+        shutil.copyfile(PROJECT_ROOT / "deploy" / "dagster.yaml", config)
     instance = dg.DagsterInstance.get()
     limit = int(os.environ.get("ZIZHI_JUHE_POOL_LIMIT") or DEFAULT_POOL_LIMIT)
     instance.event_log_storage.set_concurrency_slots(JUHE_POOL, limit)

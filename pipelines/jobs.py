@@ -1,6 +1,5 @@
 """The refresh job and the nightly schedule that runs it over every shard at once."""
 
-from __future__ import annotations
 
 import dagster as dg
 

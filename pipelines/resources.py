@@ -1,6 +1,5 @@
 """The database resource every asset, check and sensor uses."""
 
-from __future__ import annotations
 
 import dagster as dg
 from pydantic import Field

@@ -1,6 +1,5 @@
 """qualification_report: what expires soon and what changed, as markdown and PNG charts."""
 
-from __future__ import annotations
 
 import base64
 from pathlib import Path

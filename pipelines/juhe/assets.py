@@ -4,7 +4,6 @@ Each asset body orchestrates (select → call → write → report); the work li
 fetcher.py and pipelines.normalize.
 """
 
-from __future__ import annotations
 
 import datetime as dt
 import time
@@ -89,7 +88,7 @@ def qualification_responses(
     def progress(p: FetchProgress) -> None:
         context.log.info(p.describe())
 
-    report = juhe.fetch(engine, database.resolved_url(), due, run_id=context.run_id, progress=progress)
+    report = juhe.fetch(engine, database.resolved_url(), due, run_id=context.run.run_id, progress=progress)
     remaining = count_due(engine, shards=shards, now=utcnow(), refresh_interval=interval)
     metadata = fetch_metadata(report, remaining_due=remaining)
     if report.stopped_by == "fatal":
@@ -132,9 +131,9 @@ def normalized_tables(
     replay = config.mode == "replay" or (config.mode == "auto" and not _fetches_in_this_run(context))
     if replay:
         context.log.info(f"Re-normalizing every stored raw response of {len(shards)} shard(s)")
-        report = renormalize(engine, shards=shards, run_id=context.run_id)
+        report = renormalize(engine, shards=shards, run_id=context.run.run_id)
     else:
-        report = normalize_pending(engine, shards=shards, run_id=context.run_id)
+        report = normalize_pending(engine, shards=shards, run_id=context.run.run_id)
     per_table = normalize_metadata(engine, report)
     seconds = dg.MetadataValue.float(round(time.perf_counter() - started, 3))
     for name in NORMALIZED_TABLES:

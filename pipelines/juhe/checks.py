@@ -1,7 +1,6 @@
 """Asset checks on what the juhe assets wrote. Each check reads the database, so a test can craft
 a bad state and see it fail. ERROR checks block downstream assets; WARN checks only report."""
 
-from __future__ import annotations
 
 import datetime as dt
 import os
@@ -146,7 +145,7 @@ def latest_metadata(context: dg.AssetCheckExecutionContext, asset_key: dg.AssetK
 @dg.asset_check(asset=qualification_responses, blocking=True, description="Share of companies that "
                 "failed in this run stays under ZIZHI_MAX_FAILURE_RATE (default 5 %).")
 def fetch_failure_rate(context: dg.AssetCheckExecutionContext, database: DatabaseResource) -> dg.AssetCheckResult:
-    return failure_rate_result(database.get_engine(), context.run_id, max_failure_rate())
+    return failure_rate_result(database.get_engine(), context.run.run_id, max_failure_rate())
 
 
 @dg.asset_check(asset=qualification_responses, description="Warns when quota, maintenance or the daily budget stopped the fetch.")

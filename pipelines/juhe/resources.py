@@ -4,7 +4,6 @@ The key comes from `dg.EnvVar("JUHE_API_KEY")`, so run config and the event log 
 variable's name, never its value. Other settings default to the environment (`Settings`).
 """
 
-from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence

@@ -1,6 +1,5 @@
 """Asset check on the roster: rejected rows are reported, never silently dropped."""
 
-from __future__ import annotations
 
 import dagster as dg
 

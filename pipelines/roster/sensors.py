@@ -1,6 +1,5 @@
 """roster_sensor: a changed roster file triggers the roster asset and the shards of new companies."""
 
-from __future__ import annotations
 
 import hashlib
 import json

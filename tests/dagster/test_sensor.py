@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from pipelines.definitions import defs
+from pipelines.resources import DatabaseResource
 from pipelines.partitions import RANGE_END_TAG, RANGE_START_TAG
 from pipelines.roster.store import store_roster
 from pipelines.roster.validate import load_roster
@@ -14,7 +15,9 @@ from tests.dagster.helpers import write_roster
 
 def evaluate(instance: dg.DagsterInstance, cursor: str | None) -> dg.SensorResult | dg.SkipReason:
     sensor = defs.resolve_sensor_def("roster_sensor")
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs)
+    context = dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources={"database": DatabaseResource()}
+    )
     return sensor.evaluate_tick(context)
 
 
