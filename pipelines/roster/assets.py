@@ -1,7 +1,5 @@
 """company_roster: the user's company list, validated, deduplicated and upserted into companies."""
 
-from __future__ import annotations
-
 import time
 from dataclasses import asdict
 from pathlib import Path
