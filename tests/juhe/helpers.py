@@ -41,3 +41,8 @@ def api_calls(engine: Engine) -> list[Any]:
 def raw_responses(engine: Engine) -> list[Any]:
     with engine.connect() as conn:
         return conn.execute(sa.select(RawResponse).order_by(RawResponse.id)).all()
+
+
+def sandbox_companies(engine: Engine, sandbox: Any, n: int) -> list[DueCompany]:
+    """The first `n` companies of the sandbox's dataset, as roster rows (query = name)."""
+    return add_companies(engine, [c.name for c in sandbox.dataset.companies[:n]])

@@ -1,0 +1,101 @@
+"""The shared limiter on the backend under test: strict window, pacing, penalty, wait bound."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from pipelines.juhe.ratelimit import RateLimitTimeout, SharedRateLimiter, window_rates
+from tests.fixtures_db import is_postgres
+
+
+@pytest.mark.parametrize(
+    ("qps", "expected"),
+    [
+        (20, [(1, 38), (20, 1035)]),
+        (10, [(1, 77), (10, 1035)]),
+        (2.5, [(1, 388), (2, 1035)]),  # "no more than 2.5 in any second" allows 2
+        (1, [(1, 1035)]),
+        (0.5, [(1, 2035)]),
+    ],
+)
+def test_window_is_strict_floor_of_qps_with_margin_and_pacing(qps, expected) -> None:  # type: ignore[no-untyped-def]
+    assert [(r.limit, r.interval) for r in window_rates(qps)] == expected
+
+
+def test_qps_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="qps"):
+        window_rates(0)
+
+
+def test_threads_never_start_more_than_the_limit_in_a_window(database_url: str) -> None:
+    # A wide margin keeps the assertion about the limiter, not about thread scheduling.
+    limiter = SharedRateLimiter.for_database(database_url, 5, margin_ms=150)
+    starts: list[float] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        for _ in range(4):
+            limiter.acquire()
+            with lock:
+                starts.append(time.monotonic())
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    with limiter:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    starts.sort()
+    assert len(starts) == 16
+    assert all(later - earlier >= 1.0 for earlier, later in zip(starts, starts[5:], strict=False))
+
+
+def test_a_full_window_raises_a_clear_timeout_instead_of_waiting_forever(
+    database_url: str,
+) -> None:
+    first = SharedRateLimiter.for_database(database_url, 1)
+    second = SharedRateLimiter.for_database(database_url, 1, max_wait=0.2)
+    with first, second:
+        first.acquire()
+        with pytest.raises(RateLimitTimeout, match="other runs"):
+            second.acquire()  # another limiter on the same database sees the slot taken
+
+
+def test_penalty_pauses_every_thread_of_the_process(database_url: str) -> None:
+    limiter = SharedRateLimiter.for_database(database_url, 100, max_wait=0.3)
+    with limiter:
+        limiter.acquire()
+        limiter.penalize(5.0)
+        with pytest.raises(RateLimitTimeout):
+            limiter.acquire()
+
+
+def test_sqlite_limiter_lives_beside_the_database(database_url: str) -> None:
+    if is_postgres():
+        pytest.skip("SQLite layout")
+    with SharedRateLimiter.for_database(database_url, 10) as limiter:
+        limiter.acquire()
+    database = Path(sa.make_url(database_url).database or "")
+    assert (database.parent / (database.name + ".ratelimit.sqlite")).exists()
+
+
+def test_postgres_limiter_table_is_in_the_same_database(database_url: str) -> None:
+    if not is_postgres():
+        pytest.skip("PostgreSQL layout")
+    with SharedRateLimiter.for_database(database_url, 10) as limiter:
+        limiter.acquire()
+    engine = sa.create_engine(sa.make_url(database_url).set(drivername="postgresql+psycopg"))
+    with engine.connect() as conn:
+        starts = conn.execute(sa.text("SELECT count(*) FROM ratelimit___juhe")).scalar_one()
+    engine.dispose()
+    assert starts == 1
+
+
+def test_in_memory_sqlite_has_no_shared_limiter() -> None:
+    with pytest.raises(ValueError, match="file"):
+        SharedRateLimiter.for_database("sqlite://", 10)
