@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import InstrumentedAttribute
 
 from models.base import UtcDateTime
 from models.tables import Company
@@ -55,7 +56,9 @@ def _failed_retry_before(now: dt.datetime, refresh_interval: dt.timedelta) -> sa
     return sa.case(*whens, else_=_at(now - refresh_interval))
 
 
-def _older_than(column: sa.ColumnElement, bound: sa.ColumnElement) -> sa.ColumnElement[bool]:
+def _older_than(
+    column: InstrumentedAttribute[dt.datetime | None], bound: sa.ColumnElement
+) -> sa.ColumnElement[bool]:
     return sa.or_(column.is_(None), column <= bound)
 
 

@@ -92,8 +92,8 @@ def write_lock(engine: Engine) -> AbstractContextManager[object]:
 
 def record_call(conn: Connection, call: CallRecord) -> int:
     """Insert one api_calls row; its id."""
-    result = conn.execute(sa.insert(ApiCall).values(**call.values()))
-    return int(result.inserted_primary_key[0])
+    result = conn.execute(sa.insert(ApiCall).values(**call.values()).returning(ApiCall.id))
+    return int(result.scalar_one())
 
 
 def log_call(engine: Engine, call: CallRecord) -> int:
@@ -118,7 +118,7 @@ def land_response(
     with write_lock(engine), engine.begin() as conn:
         call_id = record_call(conn, call)
         raw_id = conn.execute(
-            sa.insert(RawResponse).values(
+            sa.insert(RawResponse).returning(RawResponse.id).values(
                 company_id=company_id,
                 api_call_id=call_id,
                 query=query,
@@ -131,7 +131,7 @@ def land_response(
                 body_sha256=hashlib.sha256(response.body_text.encode("utf-8")).hexdigest(),
                 run_id=run_id,
             )
-        ).inserted_primary_key[0]
+        ).scalar_one()
         conn.execute(
             sa.update(Company)
             .where(Company.id == company_id)

@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from typing import Protocol
+from typing import Protocol, cast
 
 import filelock
 import sqlalchemy as sa
@@ -195,7 +195,8 @@ class _SQLiteWindow:
             rates, table=f"ratelimit_{name}", db_path=limiter_path(url.database),
             use_file_lock=True,
         )
-        self._lock: filelock.BaseFileLock = self._bucket.lock
+        # With use_file_lock the bucket's lock is a filelock.FileLock (typed as an RLock).
+        self._lock = cast(filelock.BaseFileLock, self._bucket.lock)
         self._max_wait = max_wait
         self._leaker = _Leaker()
 
