@@ -6,13 +6,16 @@ constructs (or psycopg's `sql` composition for COPY identifiers); values are alw
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
+import datetime as dt
+from collections.abc import Callable, Sequence
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
 from psycopg import sql as pgsql
 from sqlalchemy.engine import Connection
+
+from models.base import UtcDateTime
 
 # Advisory-lock namespace of normalization ("zz"); the second key is the shard.
 LOCK_NAMESPACE = 0x7A7A
@@ -51,29 +54,20 @@ def allocate_ids(conn: Connection, table: sa.Table, count: int) -> list[int]:
     return list(range(start + 1, start + 1 + count))
 
 
-def _json_columns(table: sa.Table, columns: Sequence[str]) -> set[int]:
-    return {i for i, name in enumerate(columns) if isinstance(table.c[name].type, sa.JSON)}
-
-
-def _dump_json(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
 def insert_rows(
     conn: Connection, table: sa.Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
 ) -> int:
-    """Insert plain tuples (Python values; JSON columns as objects): COPY or executemany."""
+    """Insert plain tuples of Python values (JSON columns as already-serialized text or None):
+    COPY on PostgreSQL, the driver's executemany on SQLite."""
     if not rows:
         return 0
-    json_at = _json_columns(table, columns)
-    if json_at:
-        rows = [
-            tuple(_dump_json(v) if i in json_at else v for i, v in enumerate(row)) for row in rows
-        ]
     if is_postgres(conn):
         _copy_rows(conn, table, columns, rows)
     else:
-        _executemany(conn, table.insert(), table, columns, rows, skip=json_at)
+        compiled = table.insert().compile(dialect=conn.dialect, column_keys=list(columns))
+        if list(compiled.positiontup or []) != list(columns):
+            raise RuntimeError(f"unexpected parameter order for {table.name}")
+        _run_many(conn, str(compiled), table, columns, rows)
     return len(rows)
 
 
@@ -89,44 +83,54 @@ def _copy_rows(
             copy.write_row(row)
 
 
-def _executemany(
-    conn: Connection,
-    statement: sa.Insert,
-    table: sa.Table,
-    columns: Sequence[str],
-    rows: Sequence[Sequence[Any]],
-    skip: set[int] | frozenset[int] = frozenset(),
-) -> None:
-    compiled = statement.compile(dialect=conn.dialect, column_keys=list(columns))
-    if list(compiled.positiontup or []) != list(columns):
-        raise RuntimeError(f"unexpected parameter order for {table.name}")
-    _run_many(conn, str(compiled), table, columns, rows, skip)
-
-
 def _run_many(
     conn: Connection,
     statement: str,
     table: sa.Table,
     columns: Sequence[str],
     rows: Sequence[Sequence[Any]],
-    skip: set[int] | frozenset[int] = frozenset(),
 ) -> None:
-    """SQLite: the driver's executemany on tuples converted by the column types' bind processors
-    (what SQLAlchemy itself would store), without per-row statement overhead."""
-    dialect = conn.dialect
+    """SQLite: the driver's executemany on tuples converted the way the column types store
+    them, without per-row statement overhead."""
     active = [
-        (i, process)
+        (i, convert)
         for i, name in enumerate(columns)
-        if i not in skip
-        and (process := table.c[name].type.dialect_impl(dialect).bind_processor(dialect))
+        if (convert := sqlite_converter(table.c[name].type, conn.dialect)) is not None
     ]
     converted = []
     for row in rows:
         values = list(row)
-        for i, process in active:
-            values[i] = process(values[i])
+        for i, convert in active:
+            if values[i] is not None:
+                values[i] = convert(values[i])
         converted.append(tuple(values))
     conn.exec_driver_sql(statement, converted)
+
+
+@lru_cache(maxsize=1 << 16)
+def _sqlite_utc_text(value: dt.datetime) -> str:
+    """UtcDateTime's SQLite storage text (naive UTC, microseconds), memoized: load times and
+    fetch times repeat across thousands of rows."""
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value!r}: zizhi stores timezone-aware timestamps only")
+    return value.astimezone(dt.UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def sqlite_converter(
+    column_type: sa.types.TypeEngine[Any], dialect: sa.Dialect
+) -> Callable[[Any], Any] | None:
+    """Python value → SQLite storage value, as the column's SQLAlchemy type would bind it
+    (fast paths for the hot types; JSON columns carry serialized text already)."""
+    if isinstance(column_type, UtcDateTime):
+        return _sqlite_utc_text
+    if isinstance(column_type, sa.JSON):
+        return None
+    impl = column_type.dialect_impl(dialect)
+    if isinstance(impl, sa.Date) and not isinstance(impl, sa.DateTime):
+        return dt.date.isoformat
+    if isinstance(impl, sa.Boolean):
+        return int
+    return impl.bind_processor(dialect)
 
 
 def update_rows(

@@ -18,9 +18,10 @@ names))[:16]`` (hex) as its lic_no: deterministic, stable across days, replays a
 ``lic_name``; a real certificate number never starts with ``~``. (If such a licence's set of names
 changes, it is a different key: the old one is removed and the new one added.)
 
-**Content hash.** sha256 of the canonical JSON (sorted keys, compact, UTF-8) of the parsed
-content — category, lic_no, issue_org, lic_scope, url, validity_start, validity_end, open_ended,
-created_time, updated_time and the SORTED names — so a reorder of ``lic_name`` is not a change.
+**Content hash.** sha256 of the canonical JSON (a compact UTF-8 array in ``CONTENT_FIELDS``
+order: category, lic_no, SORTED names, issue_org, lic_scope, url, validity_start, validity_end,
+open_ended, created_time, updated_time; dates ISO, times ISO with their +08:00 offset) of the
+parsed content — so a reorder of ``lic_name`` or a change of date format is not a change.
 
 **Version time.** A licence version is ordered by its ``updated_time``; a missing or unparseable
 ``updated_time`` sorts as ``UNKNOWN_TIME`` (1970-01-01 00:00 Asia/Shanghai): such a version never
@@ -34,12 +35,14 @@ import hashlib
 import json
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
+CHINA_OFFSET = dt.timezone(dt.timedelta(hours=8))
 UNKNOWN_TIME = dt.datetime(1970, 1, 1, tzinfo=SHANGHAI)
 NOT_FOUND_CODE = 260204
 
@@ -103,16 +106,22 @@ class Validity:
     value: dt.date | None = None
     open_ended: bool = False
     unparseable: bool = False
+    iso: str | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.value is not None:
+            object.__setattr__(self, "iso", self.value.isoformat())
 
 
 def _from_epoch_ms(ms: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(ms / 1000, tz=SHANGHAI)
 
 
-@lru_cache(maxsize=65536)
 def _parse_text_datetime(text: str) -> dt.datetime:
     """A non-blank string → Asia/Shanghai datetime; raises Unparseable."""
     try:
+        if len(text) in (10, 19) and text[4] == "-" and text[7] == "-":  # the common forms, fast
+            return dt.datetime.fromisoformat(text).replace(tzinfo=SHANGHAI)
         if match := _DATE_RE.fullmatch(text):
             y, mo, d, h, mi, s = (int(g) if g else 0 for g in match.groups())
             return dt.datetime(y, mo, d, h, mi, s, tzinfo=SHANGHAI)
@@ -130,10 +139,10 @@ def parse_datetime(value: Any) -> dt.datetime | None:
 
     Raises Unparseable for a present value of no accepted form.
     """
-    if value is None or isinstance(value, bool):
-        if isinstance(value, bool):
-            raise Unparseable(repr(value))
+    if value is None:
         return None
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise Unparseable(repr(value))
     if isinstance(value, int | float):
         if isinstance(value, float) and not value.is_integer():
             raise Unparseable(repr(value))
@@ -141,7 +150,7 @@ def parse_datetime(value: Any) -> dt.datetime | None:
             return _from_epoch_ms(int(value))
         except (ValueError, OverflowError, OSError) as exc:
             raise Unparseable(repr(value)) from exc
-    text = str(value).strip()
+    text = value.strip()
     return _parse_text_datetime(text) if text else None
 
 
@@ -156,6 +165,53 @@ def parse_validity(value: Any, *, allow_open_ended: bool = True) -> Validity:
     return Validity(value=moment.date() if moment else None)
 
 
+class _Memo:
+    """A bounded memo of a pure one-argument parser: dates recur across licences."""
+
+    def __init__(self, parse: Callable[[Any], Any], size: int = 1 << 16) -> None:
+        self.parse, self.size, self.values = parse, size, dict[Any, Any]()
+
+    def __call__(self, value: Any) -> Any:
+        key = value if type(value) is str else (type(value), repr(value))
+        try:
+            return self.values[key]
+        except KeyError:
+            if len(self.values) >= self.size:
+                self.values.clear()
+            result = self.values[key] = self.parse(value)
+            return result
+
+
+_start_of = _Memo(partial(parse_validity, allow_open_ended=False))
+_end_of = _Memo(parse_validity)
+
+
+def _general_time(value: Any) -> tuple[dt.datetime | None, str | None, bool]:
+    try:
+        parsed = parse_datetime(value)
+    except Unparseable:
+        return None, None, True
+    return parsed, parsed.isoformat() if parsed else None, False
+
+
+_general_time_of = _Memo(_general_time)
+
+
+def _time_of(value: Any) -> tuple[dt.datetime | None, str | None, bool]:
+    """(datetime, its ISO text, unparseable) of created_time/updated_time.
+
+    The common "YYYY-MM-DD HH:MM:SS" after 1991 (China has kept +08:00 all year since) takes a
+    fast path with a fixed +08:00 offset — the same instant and ISO text as Asia/Shanghai.
+    """
+    if type(value) is str and len(value) == 19 and value[10] == " " and value[:4] > "1991":
+        try:
+            moment = dt.datetime.fromisoformat(value).replace(tzinfo=CHINA_OFFSET)
+        except ValueError:
+            return None, None, True
+        return moment, f"{value[:10]}T{value[11:]}+08:00", False
+    return _general_time_of(value)
+
+
 # ---------------------------------------------------------------------------- names and grades
 
 
@@ -164,8 +220,11 @@ def parse_names(value: Any) -> tuple[str, ...]:
     if value is None:
         return ()
     raw = value if isinstance(value, list) else [value]
-    names = (str(v).strip() for v in raw if v is not None)
-    return tuple(dict.fromkeys(n for n in names if n))
+    try:
+        return tuple(dict.fromkeys(filter(None, map(str.strip, raw))))
+    except TypeError:  # not all strings
+        names = (str(v).strip() for v in raw if v is not None)
+        return tuple(dict.fromkeys(n for n in names if n))
 
 
 @lru_cache(maxsize=65536)
@@ -189,9 +248,12 @@ def blank_lic_no_key(category: str, names: tuple[str, ...]) -> str:
 # ---------------------------------------------------------------------------- items
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class LicenseRecord:
-    """One parsed licence item: typed fields, its JSON content and the content hash."""
+    """One parsed licence item: typed fields, the content hash and (on demand) its JSON content.
+
+    ``canonical`` holds the content's JSON values in CONTENT_FIELDS order (names as given).
+    """
 
     category: str
     lic_no: str
@@ -204,8 +266,10 @@ class LicenseRecord:
     open_ended: bool
     created_time: dt.datetime | None
     updated_time: dt.datetime | None
-    content: dict[str, Any]
     content_hash: str
+    canonical: tuple[Any, ...]
+    _content: dict[str, Any] | None = None
+    _json: str | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -216,28 +280,53 @@ class LicenseRecord:
         """When this version became valid at the source (its updated_time, or UNKNOWN_TIME)."""
         return self.updated_time or UNKNOWN_TIME
 
+    @property
+    def content(self) -> dict[str, Any]:
+        """The version's JSON content (names in the order given)."""
+        if self._content is None:
+            self._content = dict(zip(CONTENT_FIELDS, self.canonical, strict=True))
+            self._content["lic_name"] = list(self.names)
+        return self._content
+
+    def content_json(self) -> str:
+        if self._json is None:
+            self._json = _compact(self.content)
+        return self._json
+
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_quote: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
+_JSON_SCALARS = {None: "null", True: "true", False: "false"}
+
+
+def _compact(value: Any) -> str:
+    return _ENCODER.encode(value)
+
+
+def canonical_json(canonical: tuple[Any, ...]) -> str:
+    """The canonical JSON array of a content tuple (CONTENT_FIELDS order, names SORTED), compact
+    and not ASCII-escaped — byte for byte what json.dumps(..., ensure_ascii=False,
+    separators=(",", ":")) writes, assembled directly because it runs once per licence."""
+    parts = []
+    for value in canonical:
+        if type(value) is str:
+            parts.append(_quote(value))
+        elif type(value) is tuple:
+            parts.append("[" + ",".join(map(_quote, sorted(value))) + "]")
+        else:
+            parts.append(_JSON_SCALARS[value])
+    return "[" + ",".join(parts) + "]"
+
+
+def content_hash(canonical: tuple[Any, ...]) -> str:
+    """sha256 of the canonical JSON array of the content."""
+    return hashlib.sha256(canonical_json(canonical).encode("utf-8")).hexdigest()
+
 
 def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    text = str(value).strip()
-    return text or None
-
-
-def _iso(value: dt.date | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def content_of(fields: dict[str, Any]) -> tuple[dict[str, Any], str]:
-    """JSON content (names in given order) and hash (names sorted) of a licence's typed fields."""
-    content = {
-        name: _iso(value) if isinstance(value, dt.date) else value
-        for name, value in fields.items()
-    }
-    content["lic_name"] = list(fields["lic_name"])
-    canonical = dict(content, lic_name=sorted(content["lic_name"]))
-    blob = json.dumps(canonical, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return content, hashlib.sha256(blob.encode("utf-8")).hexdigest()
+    if type(value) is str:
+        return value.strip() or None
+    return None if value is None else str(value).strip() or None
 
 
 @dataclass
@@ -249,48 +338,36 @@ class ParseIssues:
     missing_required: int = 0
 
 
-def _time_field(item: dict[str, Any], name: str, issues: ParseIssues) -> dt.datetime | None:
-    try:
-        return parse_datetime(item.get(name))
-    except Unparseable:
-        issues.unparseable[name] += 1
-        return None
-
-
-def _validity_field(item: dict[str, Any], name: str, issues: ParseIssues) -> Validity:
-    validity = parse_validity(item.get(name), allow_open_ended=name == "validity_end")
-    if validity.unparseable:
-        issues.unparseable[name] += 1
-    return validity
-
-
 def parse_item(item: Any, issues: ParseIssues) -> LicenseRecord | None:
-    """One element of result.items → LicenseRecord, or None (counted) without a category."""
-    if not isinstance(item, dict) or not _text(item.get("category")):
+    """One element of result.items → LicenseRecord, or None (counted) without a category.
+
+    Written flat on purpose: it runs once per licence per replay.
+    """
+    get = item.get if isinstance(item, dict) else None
+    category = _text(get("category")) if get else None
+    if get is None or category is None:
         issues.missing_required += 1
         return None
-    for unknown in item.keys() - ITEM_FIELDS:
-        issues.drift[f"items[].{unknown}"] += 1
-    category = _text(item["category"]) or ""
-    names = parse_names(item.get("lic_name"))
-    start = _validity_field(item, "validity_start", issues)
-    end = _validity_field(item, "validity_end", issues)
-    typed: dict[str, Any] = {
-        "category": category,
-        "lic_no": _text(item.get("lic_no")) or blank_lic_no_key(category, names),
-        "lic_name": names,
-        "issue_org": _text(item.get("issue_org")),
-        "lic_scope": _text(item.get("lic_scope")),
-        "url": _text(item.get("url")),
-        "validity_start": start.value,
-        "validity_end": end.value,
-        "open_ended": end.open_ended,
-        "created_time": _time_field(item, "created_time", issues),
-        "updated_time": _time_field(item, "updated_time", issues),
-    }
-    content, digest = content_of(typed)
-    typed["names"] = typed.pop("lic_name")
-    return LicenseRecord(**typed, content=content, content_hash=digest)
+    if len(item) > len(ITEM_FIELDS) or not ITEM_FIELDS.issuperset(item):
+        for unknown in item.keys() - ITEM_FIELDS:
+            issues.drift[f"items[].{unknown}"] += 1
+    names = parse_names(get("lic_name"))
+    lic_no = _text(get("lic_no")) or blank_lic_no_key(category, names)
+    start, end = _start_of(get("validity_start")), _end_of(get("validity_end"))
+    created, created_iso, created_bad = _time_of(get("created_time"))
+    updated, updated_iso, updated_bad = _time_of(get("updated_time"))
+    if start.unparseable or end.unparseable or created_bad or updated_bad:
+        for name, bad in (("validity_start", start.unparseable), ("validity_end", end.unparseable),
+                          ("created_time", created_bad), ("updated_time", updated_bad)):
+            if bad:
+                issues.unparseable[name] += 1
+    issue_org, lic_scope, url = _text(get("issue_org")), _text(get("lic_scope")), _text(get("url"))
+    canonical = (category, lic_no, names, issue_org, lic_scope, url, start.iso, end.iso,
+                 end.open_ended, created_iso, updated_iso)
+    return LicenseRecord(
+        category, lic_no, names, issue_org, lic_scope, url, start.value, end.value,
+        end.open_ended, created, updated, content_hash(canonical), canonical,
+    )
 
 
 # ---------------------------------------------------------------------------- responses

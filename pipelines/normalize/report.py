@@ -26,6 +26,7 @@ class NormalizeReport:
     missing_required: int = 0
     unparseable: Counter[str] = field(default_factory=Counter)
     companies: int = 0
+    companies_changed: int = 0  # the others were skipped early: applying changed nothing
     chunks: int = 0
     seconds: float = 0.0
 

@@ -7,7 +7,10 @@ values), and the full version history of licences that get an older version.
 
 from __future__ import annotations
 
+import datetime as dt
+from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,7 +18,13 @@ from sqlalchemy.engine import Connection
 
 from models import Company, License, LicenseVersion
 from pipelines.normalize.parsing import UNKNOWN_TIME
-from pipelines.normalize.tracking import CompanyState, LicenseState, ResponseInput, Version
+from pipelines.normalize.tracking import (
+    CompanyState,
+    LicenseState,
+    ResponseInput,
+    Version,
+    is_no_op,
+)
 
 _SLICE = 5000
 
@@ -45,9 +54,16 @@ def _stored_license(row: sa.Row[Any]) -> LicenseState:
     )
 
 
-def load_companies(conn: Connection, company_ids: Sequence[int]) -> dict[int, CompanyState]:
-    """Companies with their licences' current state (no history, no JSON)."""
-    companies: dict[int, CompanyState] = {}
+@dataclass
+class StoredCompany:
+    last_response_at: dt.datetime | None
+    license_count: int
+    licences: dict[tuple[str, str], sa.Row[Any]] = field(default_factory=dict)
+
+
+def load_stored(conn: Connection, company_ids: Sequence[int]) -> dict[int, StoredCompany]:
+    """Companies with their licences' current rows (no history, no JSON)."""
+    companies: dict[int, StoredCompany] = {}
     lic = License.__table__.c
     for part in _slices(company_ids):
         rows = conn.execute(
@@ -56,7 +72,7 @@ def load_companies(conn: Connection, company_ids: Sequence[int]) -> dict[int, Co
             )
         )
         for row in rows:
-            companies[row.id] = CompanyState(row.id, row.last_response_at, row.license_count)
+            companies[row.id] = StoredCompany(row.last_response_at, row.license_count)
         licences = conn.execute(
             sa.select(
                 lic.id, lic.company_id, lic.category, lic.lic_no, lic.content_hash,
@@ -64,9 +80,14 @@ def load_companies(conn: Connection, company_ids: Sequence[int]) -> dict[int, Co
             ).where(lic.company_id.in_(part))
         )
         for row in licences:
-            state = _stored_license(row)
-            companies[row.company_id].licenses[state.key] = state
+            companies[row.company_id].licences[(row.category, row.lic_no)] = row
     return companies
+
+
+def _company_state(company_id: int, stored: StoredCompany) -> CompanyState:
+    state = CompanyState(company_id, stored.last_response_at, stored.license_count)
+    state.licenses = {key: _stored_license(row) for key, row in stored.licences.items()}
+    return state
 
 
 def _needs(
@@ -122,10 +143,21 @@ def _load_content(conn: Connection, licences: Mapping[int, LicenseState]) -> Non
 def load_chunk_state(
     conn: Connection, responses: Sequence[ResponseInput]
 ) -> dict[int, CompanyState]:
-    """Everything the tracker needs to apply these responses (grouped by company)."""
-    company_ids = sorted({r.company_id for r in responses})
-    companies = load_companies(conn, company_ids)
-    content, history = _needs(companies, responses)
+    """The state the tracker needs to apply these responses — only for the companies they
+    would change (`is_no_op` skips the rest before any state is built)."""
+    by_company: dict[int, list[ResponseInput]] = defaultdict(list)
+    for response in responses:
+        by_company[response.company_id].append(response)
+    stored = load_stored(conn, sorted(by_company))
+    companies = {
+        company_id: _company_state(company_id, stored[company_id])
+        for company_id, own in by_company.items()
+        if not is_no_op(stored[company_id].last_response_at, stored[company_id].license_count,
+                        stored[company_id].licences, own)
+    }
+    content, history = _needs(
+        companies, (r for r in responses if r.company_id in companies)
+    )
     _load_content(conn, content)
     _load_history(conn, history)
     return companies

@@ -23,10 +23,16 @@ state of a chunk of companies, runs these functions and writes the difference.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from pipelines.normalize.parsing import CONTENT_FIELDS, LicenseRecord, ParsedResponse
+from pipelines.normalize.parsing import (
+    CONTENT_FIELDS,
+    UNKNOWN_TIME,
+    LicenseRecord,
+    ParsedResponse,
+)
 
 
 @dataclass(slots=True)
@@ -39,6 +45,7 @@ class Version:
     content: dict[str, Any] | None = None
     persisted: bool = False
     stored_valid_to: dt.datetime | None = None
+    record: LicenseRecord | None = None  # the parsed item a new version comes from
 
 
 @dataclass(slots=True)
@@ -141,7 +148,7 @@ def diff_content(old: dict[str, Any], new: dict[str, Any]) -> Diff:
 
 
 def _new_version(record: LicenseRecord) -> Version:
-    return Version(record.version_time, record.content_hash, None, record.content)
+    return Version(record.version_time, record.content_hash, None, record.content, record=record)
 
 
 def new_license(company_id: int, record: LicenseRecord, seen_at: dt.datetime) -> LicenseState:
@@ -261,3 +268,50 @@ def apply_response(company: CompanyState, response: ResponseInput, log: Tracking
                 log.changes.append(_event(lic, "removed", response))
     if changes_presence:
         company.last_response_at = response.fetched_at
+
+
+class StoredLicence(Protocol):
+    """What the no-op test reads of a stored licence (a row of `licenses`)."""
+
+    content_hash: str
+    source_updated_time: dt.datetime | None
+    first_seen_at: dt.datetime
+    last_seen_at: dt.datetime
+    removed_at: dt.datetime | None
+
+
+def is_no_op(
+    last_response_at: dt.datetime | None,
+    license_count: int,
+    stored: Mapping[tuple[str, str], StoredLicence],
+    responses: Sequence[ResponseInput],
+) -> bool:
+    """True when applying these responses (in order) to the stored state would change nothing:
+    every item is the stored current version of a licence that was seen at that time, no
+    presence changes and last_response_at stays. Lets the writer skip unchanged companies
+    without building their state."""
+    current = {key for key, lic in stored.items() if lic.removed_at is None}
+    if len(current) != license_count:
+        return False
+    for response in responses:
+        parsed, fetched_at = response.parsed, response.fetched_at
+        changes_presence = parsed.is_presence_evidence and (
+            last_response_at is None or fetched_at >= last_response_at
+        )
+        if changes_presence and fetched_at != last_response_at:
+            return False
+        for record in parsed.items:
+            lic = stored.get(record.key)
+            if (
+                lic is None
+                or lic.content_hash != record.content_hash
+                or (lic.source_updated_time or UNKNOWN_TIME) != record.version_time
+                or not lic.first_seen_at <= fetched_at <= lic.last_seen_at
+                or (changes_presence and lic.removed_at is not None)
+            ):
+                return False
+        if changes_presence and parsed.lists_every_licence and (
+            {record.key for record in parsed.items} != current
+        ):
+            return False
+    return True

@@ -10,6 +10,7 @@ two runs on the same shard take turns per chunk and the second finds nothing lef
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -24,6 +25,7 @@ from pipelines.normalize.parsing import grade_of, parse_response
 from pipelines.normalize.report import NormalizeReport
 from pipelines.normalize.state import load_chunk_state
 from pipelines.normalize.tracking import (
+    ChangeEvent,
     CompanyState,
     LicenseState,
     ResponseInput,
@@ -104,8 +106,9 @@ def _run(
 ) -> NormalizeReport:
     started = time.perf_counter()
     report = NormalizeReport()
-    for shard in _shard_list(shards):
-        for company_ids in _chunks(_plan(engine, shard, pending_only), chunk_size):
+    plan = _plan(engine, _shard_list(shards), pending_only)
+    for shard, companies in sorted(plan.items()):
+        for company_ids in _chunks(companies, chunk_size):
             with engine.connect() as conn:
                 bulk.begin_locked(conn, shard)
                 _normalize_chunk(conn, company_ids, run_id, pending_only, report)
@@ -114,20 +117,25 @@ def _run(
     return report
 
 
-def _plan(engine: Engine, shard: int, pending_only: bool) -> list[tuple[int, int]]:
-    """(company_id, raw responses to apply) of the shard, by company id."""
+def _plan(
+    engine: Engine, shards: list[int], pending_only: bool
+) -> dict[int, list[tuple[int, int]]]:
+    """{shard: [(company_id, raw responses to apply)]}, by company id, in one query."""
     raw = RawResponse.__table__.c
     query = (
-        sa.select(raw.company_id, sa.func.count())
+        sa.select(Company.shard, raw.company_id, sa.func.count())
         .join(Company, Company.id == raw.company_id)
-        .where(Company.shard == shard)
-        .group_by(raw.company_id)
+        .where(Company.shard.in_(shards))
+        .group_by(Company.shard, raw.company_id)
         .order_by(raw.company_id)
     )
     if pending_only:
         query = query.where(raw.normalized_at.is_(None))
+    plan: dict[int, list[tuple[int, int]]] = {}
     with engine.connect() as conn:
-        return [(row[0], row[1]) for row in conn.execute(query)]
+        for shard, company_id, count in conn.execute(query):
+            plan.setdefault(shard, []).append((company_id, count))
+    return plan
 
 
 def _chunks(plan: list[tuple[int, int]], chunk_size: int) -> Iterator[list[int]]:
@@ -146,22 +154,25 @@ def _chunks(plan: list[tuple[int, int]], chunk_size: int) -> Iterator[list[int]]
 
 def _read_responses(
     conn: Connection, company_ids: list[int], pending_only: bool, report: NormalizeReport
-) -> list[ResponseInput]:
-    """The chunk's raw responses, parsed, in (company, fetched_at, id) order — read under lock."""
+) -> tuple[list[ResponseInput], list[int]]:
+    """The chunk's raw responses, parsed, in (company, fetched_at, id) order — read under lock —
+    and the ids of those not yet marked normalized."""
     raw = RawResponse.__table__.c
     query = (
-        sa.select(raw.id, raw.company_id, raw.fetched_at, raw.body)
+        sa.select(raw.id, raw.company_id, raw.fetched_at, raw.body, raw.normalized_at)
         .where(raw.company_id.in_(company_ids))
         .order_by(raw.company_id, raw.fetched_at, raw.id)
     )
     if pending_only:
         query = query.where(raw.normalized_at.is_(None))
-    responses = []
+    responses, pending = [], []
     for row in conn.execute(query):
         parsed = parse_response(row.body)
         report.count_response(parsed)
         responses.append(ResponseInput(row.id, row.company_id, row.fetched_at, parsed))
-    return responses
+        if row.normalized_at is None:
+            pending.append(row.id)
+    return responses, pending
 
 
 def _normalize_chunk(
@@ -171,19 +182,20 @@ def _normalize_chunk(
     pending_only: bool,
     report: NormalizeReport,
 ) -> None:
-    responses = _read_responses(conn, company_ids, pending_only, report)
+    responses, pending = _read_responses(conn, company_ids, pending_only, report)
     if not responses:
         return
     companies = load_chunk_state(conn, responses)
     log = TrackingLog()
     for response in responses:
-        apply_response(companies[response.company_id], response, log)
+        if response.company_id in companies:
+            apply_response(companies[response.company_id], response, log)
     _write(conn, companies, log, run_id, report)
-    if pending_only:
-        _mark_normalized(conn, [r.raw_response_id for r in responses], report)
+    _mark_normalized(conn, pending, report)
     report.anomalies.extend(log.anomalies)
     report.changes.update(change.change_type for change in log.changes)
-    report.companies += len(companies)
+    report.companies += len({r.company_id for r in responses})
+    report.companies_changed += len(companies)
     report.chunks += 1
 
 
@@ -257,8 +269,9 @@ def _write_versions(
     for lic in licences:
         for version in lic.versions.values():
             if not version.persisted:
+                content = version.record.content_json() if version.record else None
                 inserts.append((lic.id, version.valid_from, version.valid_to,
-                                version.content_hash, version.content, loaded_at, run_id))
+                                version.content_hash, content, loaded_at, run_id))
             elif version.valid_to != version.stored_valid_to:
                 closes.append((lic.id, version.valid_from, version.valid_to))
     table = LicenseVersion.__table__
@@ -270,12 +283,25 @@ def _write_versions(
     )
 
 
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _new_values_json(change: ChangeEvent) -> str | None:
+    """An `added` change carries the version's content: reuse its serialized text."""
+    for version in change.license.versions.values():
+        if version.record is not None and version.record.content is change.new_values:
+            return version.record.content_json()
+    return _json(change.new_values)
+
+
 def _write_changes(
     conn: Connection, log: TrackingLog, run_id: str, report: NormalizeReport
 ) -> None:
     rows = [
-        (c.license.id, c.license.company_id, c.change_type, c.changed_fields, c.old_values,
-         c.new_values, c.source_updated_time, c.detected_at, run_id, c.raw_response_id)
+        (c.license.id, c.license.company_id, c.change_type, _json(c.changed_fields),
+         _json(c.old_values), _new_values_json(c), c.source_updated_time, c.detected_at, run_id,
+         c.raw_response_id)
         for c in log.changes
     ]
     report.rows_inserted["license_changes"] += bulk.insert_rows(
