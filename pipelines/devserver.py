@@ -32,6 +32,7 @@ def dagster_services(
 ) -> Iterator[str]:
     """Run webserver + daemon until the block ends; yields the UI's base URL once it answers."""
     environment = {**os.environ, **(env or {})}
+    _initialize_storage(environment["DAGSTER_HOME"])
     workspace = ["-w", str(PROJECT_ROOT / "workspace.yaml")]
     commands = [
         [_bin("dagster-daemon"), "run", *workspace],
@@ -55,6 +56,15 @@ def dagster_services(
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
+
+
+def _initialize_storage(home: str) -> None:
+    """Create the instance's storage before two processes race to create it (and both stamp
+    Dagster's alembic_version table, which then has two heads)."""
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(home):
+        pass
 
 
 def _wait_until_ready(url: str, processes: list[subprocess.Popen], timeout: float) -> None:

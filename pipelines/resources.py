@@ -5,7 +5,7 @@ import dagster as dg
 from pydantic import Field
 from sqlalchemy.engine import Engine
 
-from pipelines.db import ensure_schema_current, get_engine
+from pipelines.db import SchemaNotCurrentError, ensure_schema_current, get_engine
 from pipelines.settings import Settings
 
 
@@ -20,5 +20,9 @@ class DatabaseResource(dg.ConfigurableResource):
     def get_engine(self) -> Engine:
         """The engine, after checking the schema is at the head migration."""
         engine = get_engine(self.resolved_url())
-        ensure_schema_current(engine)
+        try:
+            ensure_schema_current(engine)
+        except SchemaNotCurrentError as error:
+            # Retrying cannot help; the message names the command that does.
+            raise dg.Failure(description=str(error), allow_retries=False) from error
         return engine

@@ -14,7 +14,7 @@ status=0
 run_suite() {  # backend label
   echo
   echo "======== zizhi test suite on $2 ========"
-  ZIZHI_TEST_DB=$1 "$pytest_bin" -n "$workers" --junitxml="$reports/$1.xml" "${@:3}" || status=1
+  ZIZHI_TEST_DB=$1 "$pytest_bin" -n "$workers" --dist loadgroup --junitxml="$reports/$1.xml" "${@:3}" || status=1
 }
 
 run_suite sqlite SQLite "$@"

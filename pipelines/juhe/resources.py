@@ -58,7 +58,7 @@ class JuheResource(dg.ConfigurableResource):
             max_connections=self.effective_concurrency() + 4,
         )
         limiter = SharedRateLimiter.for_database(database_url, self.effective_qps())
-        with client:
+        with client, limiter:
             return fetch_companies(
                 engine,
                 companies,

@@ -22,7 +22,8 @@ from pipelines.roster.validate import load_roster
 from models import utcnow
 from tests.dagster.helpers import write_roster
 
-pytestmark = pytest.mark.slow
+# Heavy: one xdist worker runs this group in sequence (see run_suites.sh).
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("heavy")]
 
 LAUNCH = """
 mutation Launch($params: LaunchBackfillParams!) {

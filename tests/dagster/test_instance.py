@@ -13,6 +13,9 @@ import sqlalchemy as sa
 from tests.dagster.helpers import run_refresh, write_roster
 from tests.fixtures_db import create_pg_database, drop_pg_database, is_postgres
 
+# Heavy or timing-sensitive: one xdist worker runs this group in sequence (see run_suites.sh).
+pytestmark = pytest.mark.xdist_group("heavy")
+
 SECRET = "zz-KEY-7f3a9c1e5b"
 
 

@@ -26,6 +26,9 @@ from pipelines.settings import Secret
 from tests.fixtures_sandbox import SandboxFactory
 from tests.juhe.helpers import raw_responses, sandbox_companies
 
+# Heavy or timing-sensitive: one xdist worker runs this group in sequence (see run_suites.sh).
+pytestmark = pytest.mark.xdist_group("heavy")
+
 FORK = multiprocessing.get_context("fork")
 
 

@@ -12,6 +12,9 @@ import sqlalchemy as sa
 from pipelines.juhe.ratelimit import RateLimitTimeout, SharedRateLimiter, window_rates
 from tests.fixtures_db import is_postgres
 
+# Heavy or timing-sensitive: one xdist worker runs this group in sequence (see run_suites.sh).
+pytestmark = pytest.mark.xdist_group("heavy")
+
 
 @pytest.mark.parametrize(
     ("qps", "expected"),

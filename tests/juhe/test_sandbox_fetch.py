@@ -29,6 +29,9 @@ from tests.juhe.helpers import (
     sandbox_companies,
 )
 
+# Heavy or timing-sensitive: one xdist worker runs this group in sequence (see run_suites.sh).
+pytestmark = pytest.mark.xdist_group("heavy")
+
 CONCURRENCY = 4
 
 
