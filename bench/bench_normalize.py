@@ -17,6 +17,7 @@ time; peak RSS ≤ 600 MB.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import random
@@ -32,15 +33,18 @@ from typing import Any
 import psycopg
 import sqlalchemy as sa
 
+from models import Company, RawResponse
 from pipelines.db import get_engine, upgrade
 from pipelines.shards import shard_of
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLES = ("licenses", "license_names", "license_versions", "license_changes")
 BATCH = 5000
-CATEGORIES = ("建筑业企业资质", "工程设计资质", "建筑-勘察资质", "工程监理资质", "工程造价咨询企业资质")
-WORKS = ("建筑工程", "市政公用工程", "水利水电工程", "公路工程", "机电工程", "电力工程", "钢结构工程",
-         "地基基础工程", "建筑装修装饰工程", "环保工程", "消防设施工程", "城市及道路照明工程")
+CATEGORIES = ("建筑业企业资质", "工程设计资质", "建筑-勘察资质", "工程监理资质",
+              "工程造价咨询企业资质")
+WORKS = ("建筑工程", "市政公用工程", "水利水电工程", "公路工程", "机电工程", "电力工程",
+         "钢结构工程", "地基基础工程", "建筑装修装饰工程", "环保工程", "消防设施工程",
+         "城市及道路照明工程")
 KINDS = ("施工总承包", "专业承包", "设计", "勘察专业")
 GRADES = ("特级", "一级", "二级", "三级", "甲级", "乙级", "丙级", "不分等级", "壹级", "甲（Ⅰ）级")
 ORGS = ("河南省住房和城乡建设厅", "中华人民共和国住房和城乡建设部", "广东省住房和城乡建设厅",
@@ -73,8 +77,6 @@ def _date(rng: random.Random, year: int) -> str:
         return f"{y:04d}/{m:02d}/{d:02d}"
     if roll < 0.90:
         return f"{y:04d}{m:02d}{d:02d}"
-    import datetime as dt
-
     midnight = dt.datetime(y, m, d, tzinfo=dt.timezone(dt.timedelta(hours=8)))
     return str(int(midnight.timestamp() * 1000))
 
@@ -127,10 +129,6 @@ def _company_rows(n: int) -> Iterator[list[dict[str, Any]]]:
 
 def land(url: str, n: int) -> None:
     """Companies and one raw response each, by plain bulk insert (not measured)."""
-    import datetime as dt
-
-    from models import Company, RawResponse
-
     engine = get_engine(url)
     fetched = dt.datetime(2026, 1, 1, 2, tzinfo=dt.UTC)
     with engine.begin() as conn:

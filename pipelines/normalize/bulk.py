@@ -160,11 +160,13 @@ def update_rows(
     return len(rows)
 
 
-def delete_where_in(conn: Connection, column: sa.Column[Any], values: Sequence[Any]) -> int:
+def delete_where_in(
+    conn: Connection, table: sa.Table, column: str, values: Sequence[Any]
+) -> int:
     """DELETE rows whose column is in values (bound, in slices the drivers accept)."""
     deleted = 0
     for start in range(0, len(values), 5000):
         part = list(values[start : start + 5000])
-        result = conn.execute(sa.delete(column.table).where(column.in_(part)))
+        result = conn.execute(sa.delete(table).where(table.c[column].in_(part)))
         deleted += result.rowcount or 0
     return deleted

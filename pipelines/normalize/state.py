@@ -58,7 +58,7 @@ def _stored_license(row: sa.Row[Any]) -> LicenseState:
 class StoredCompany:
     last_response_at: dt.datetime | None
     license_count: int
-    licences: dict[tuple[str, str], sa.Row[Any]] = field(default_factory=dict)
+    licences: dict[tuple[str, str], Any] = field(default_factory=dict)  # rows of `licenses`
 
 
 def load_stored(conn: Connection, company_ids: Sequence[int]) -> dict[int, StoredCompany]:
@@ -79,8 +79,8 @@ def load_stored(conn: Connection, company_ids: Sequence[int]) -> dict[int, Store
                 lic.source_updated_time, lic.first_seen_at, lic.last_seen_at, lic.removed_at,
             ).where(lic.company_id.in_(part))
         )
-        for row in licences:
-            companies[row.company_id].licences[(row.category, row.lic_no)] = row
+        for licence in licences:
+            companies[licence.company_id].licences[(licence.category, licence.lic_no)] = licence
     return companies
 
 

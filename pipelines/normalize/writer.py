@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -33,6 +33,12 @@ from pipelines.normalize.tracking import (
     apply_response,
 )
 from pipelines.shards import SHARD_COUNT
+
+COMPANIES = cast(sa.Table, Company.__table__)
+LICENSES = cast(sa.Table, License.__table__)
+NAMES = cast(sa.Table, LicenseName.__table__)
+VERSIONS = cast(sa.Table, LicenseVersion.__table__)
+CHANGES = cast(sa.Table, LicenseChange.__table__)
 
 LICENSE_CONTENT_COLUMNS = (
     "issue_org", "lic_scope", "url", "validity_start", "validity_end", "validity_open_ended",
@@ -233,7 +239,7 @@ def _name_rows(licences: list[LicenseState]) -> list[tuple[Any, ...]]:
 def _write_licenses(
     conn: Connection, licences: list[LicenseState], report: NormalizeReport
 ) -> None:
-    table = License.__table__
+    table = LICENSES
     new = [lic for lic in licences if lic.id is None]
     for lic, new_id in zip(new, bulk.allocate_ids(conn, table, len(new)), strict=True):
         lic.id = new_id
@@ -251,12 +257,11 @@ def _write_licenses(
         conn, table, ["id"], LICENSE_PRESENCE_COLUMNS,
         [(lic.id, *lic.presence) for lic in presence_only],
     )
-    names = LicenseName.__table__
     report.rows_deleted["license_names"] += bulk.delete_where_in(
-        conn, names.c.license_id, [lic.id for lic in with_content]
+        conn, NAMES, "license_id", [lic.id for lic in with_content]
     )
     report.rows_inserted["license_names"] += bulk.insert_rows(
-        conn, names, NAME_COLUMNS, _name_rows(new + with_content)
+        conn, NAMES, NAME_COLUMNS, _name_rows(new + with_content)
     )
 
 
@@ -274,12 +279,11 @@ def _write_versions(
                                 version.content_hash, content, loaded_at, run_id))
             elif version.valid_to != version.stored_valid_to:
                 closes.append((lic.id, version.valid_from, version.valid_to))
-    table = LicenseVersion.__table__
     report.rows_updated["license_versions"] += bulk.update_rows(
-        conn, table, ["license_id", "valid_from"], ["valid_to"], closes
+        conn, VERSIONS, ["license_id", "valid_from"], ["valid_to"], closes
     )
     report.rows_inserted["license_versions"] += bulk.insert_rows(
-        conn, table, VERSION_COLUMNS, inserts
+        conn, VERSIONS, VERSION_COLUMNS, inserts
     )
 
 
@@ -305,7 +309,7 @@ def _write_changes(
         for c in log.changes
     ]
     report.rows_inserted["license_changes"] += bulk.insert_rows(
-        conn, LicenseChange.__table__, CHANGE_COLUMNS, rows
+        conn, CHANGES, CHANGE_COLUMNS, rows
     )
 
 
@@ -319,7 +323,7 @@ def _write_companies(
         if c.refresh_count()
     ]
     report.rows_updated["companies"] += bulk.update_rows(
-        conn, Company.__table__, ["id"], ["last_response_at", "license_count", "updated_at"], rows
+        conn, COMPANIES, ["id"], ["last_response_at", "license_count", "updated_at"], rows
     )
 
 

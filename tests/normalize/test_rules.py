@@ -214,7 +214,8 @@ def test_unusable_bodies_change_nothing_and_are_kept(
     add_raw(engine, company, payload, day(1))
     report = normalize_pending(engine, shards=[0], run_id="run-1")
     assert report.by_status == {"invalid": 1} and not report.changes
-    assert licence(engine, "A")["removed_at"] is None
+    row = licence(engine, "A")
+    assert row["removed_at"] is None and row["source_updated_time"] == at(T1)
 
 
 def test_a_late_older_response_never_removes_or_restores(engine: Engine, company: int) -> None:
