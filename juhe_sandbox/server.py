@@ -299,9 +299,13 @@ class SandboxServer:
 
     # --- the API ----------------------------------------------------------------------------
 
-    def answer(self, params: dict[str, str]) -> tuple[Reply, int | None, str | None]:
-        """The reply to one API request, with the error code and fault to record."""
-        config, now = self._config, time.monotonic()
+    def answer(
+        self, params: dict[str, str], arrived: float | None = None
+    ) -> tuple[Reply, int | None, str | None]:
+        """The reply to one API request (arrived at monotonic time `arrived`), with the error
+        code and fault to record."""
+        config = self._config
+        now = time.monotonic() if arrived is None else arrived
         if params.get("key") != config.api_key:
             return self._error(10001, self.meter.draw({}, config)[1])
         if not self.meter.admit(now, config.qps_limit):
@@ -394,6 +398,13 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True  # headers and body leave at once (no delayed-ACK stalls)
     server: _HTTPServer
 
+    def parse_request(self) -> bool:
+        # The request line has just been read: this is when the request arrived. Stamping it
+        # here, before headers and body are parsed, keeps handler scheduling delays out of the
+        # QPS window (the real API stamps arrival at its edge too).
+        self.arrived = time.monotonic()
+        return super().parse_request()
+
     def do_GET(self) -> None:
         split = urlsplit(self.path)
         if split.path == "/_sandbox/stats":
@@ -428,9 +439,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(404, {"error": "not found"})
             return
         sandbox = self.server.sandbox
-        sandbox.meter.arrive(time.monotonic(), params.get("name"))
+        sandbox.meter.arrive(self.arrived, params.get("name"))
         try:
-            reply, code, fault = sandbox.answer(params)
+            reply, code, fault = sandbox.answer(params, self.arrived)
             if reply.delay > 0:
                 sandbox.stopping.wait(reply.delay)
             sandbox.meter.record(code, fault)

@@ -56,11 +56,11 @@ def refresh(*, force: bool = False, quiet: bool = False) -> bool:
 
 
 @contextlib.contextmanager
-def demo_environment(port: int) -> Iterator[None]:
+def demo_environment(port: int, day: int = 0) -> Iterator[None]:
     """The bundled sandbox on 127.0.0.1:port and the environment that points zizhi at it."""
     from juhe_sandbox.server import SandboxConfig, SandboxServer
 
-    config = SandboxConfig(latency_ms=15.0, qps_limit=50)
+    config = SandboxConfig(latency_ms=15.0, qps_limit=50, day=day)
     with SandboxServer(config, port=port) as sandbox:
         defaults = {
             "JUHE_BASE_URL": sandbox.url,
@@ -74,12 +74,25 @@ def demo_environment(port: int) -> Iterator[None]:
         yield
 
 
+def next_demo_day() -> int:
+    """Each `make demo` shows the sandbox one day later, so a second demo shows changes."""
+    from pipelines.settings import data_dir
+
+    marker = data_dir() / "demo_day"
+    day = int(marker.read_text()) + 1 if marker.exists() else 0
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(str(day))
+    return day
+
+
 def demo(port: int) -> int:
     from pipelines.summary import print_summary
 
     url = migrate()
-    with demo_environment(port):
-        ok = refresh(quiet=True)
+    day = next_demo_day()
+    with demo_environment(port, day):
+        print(f"sandbox day {day}: " + ("first load" if day == 0 else "re-fetching every company"))
+        ok = refresh(force=day > 0, quiet=True)
     print_summary(get_engine(url))
     return 0 if ok else 1
 

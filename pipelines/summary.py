@@ -34,12 +34,24 @@ def print_summary(engine: Engine) -> None:
         for table in (Company, License, LicenseName, LicenseChange, RawResponse, ApiCall, RosterReject)
     }
     with engine.connect() as conn:
-        statuses = dict(conn.execute(sa.select(Company.fetch_status, sa.func.count()).group_by(Company.fetch_status)).all())
+        statuses = dict(
+            conn.execute(
+                sa.select(Company.fetch_status, sa.func.count()).group_by(Company.fetch_status)
+            ).all()
+        )
+        changes = dict(
+            conn.execute(
+                sa.select(LicenseChange.change_type, sa.func.count()).group_by(
+                    LicenseChange.change_type
+                )
+            ).all()
+        )
     print("\nzizhi — what landed")
     width = max(len(name) for name in counts)
     for name, count in counts.items():
         print(f"  {name:<{width}}  {count:>8,}")
     print("  companies by fetch status: " + ", ".join(f"{k} {v}" for k, v in sorted(statuses.items())))
+    print("  changes by type: " + (", ".join(f"{k} {v}" for k, v in sorted(changes.items())) or "none"))
     print("\nFive licences expiring soonest")
     for name, category, lic_no, end in expiring_soonest(engine, today):
         print(f"  {end:%Y-%m-%d}  {name}  {category}  {lic_no}")
