@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from pathlib import Path
 
 import pytest
 
@@ -21,10 +20,9 @@ from pipelines.normalize.parsing import (
     parse_validity,
 )
 from tests.normalize import body, item
+from tests.shared_fixtures import fixture_path
 
-FIXTURES = Path("/work/shared/fixtures/qualification_names.json")
-if not FIXTURES.exists():  # the repository's copy, when the shared folder is not mounted
-    FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "qualification_names.json"
+FIXTURES = fixture_path("qualification_names.json")
 # 2021-12-31 00:00 in Beijing is 2021-12-30 16:00 UTC.
 MIDNIGHT_MS = 1640880000000
 

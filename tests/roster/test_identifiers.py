@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 
 from pipelines.roster.identifiers import (
@@ -16,17 +13,9 @@ from pipelines.roster.identifiers import (
     regno_check_digit,
     uscc_check_character,
 )
+from tests.shared_fixtures import load_fixture
 
-# shared/fixtures/identifiers.json beside the checkout when it is there, else its contents here.
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "identifiers.json"
-FIXTURES = json.loads(SHARED.read_text(encoding="utf-8")) if SHARED.exists() else {
-    "uscc_valid": ["91350100M000100Y43", "91110000600037341L", "91340600MA2PBM9HXD",
-                   "9135052155323005XL", "91610800064834709T", "91320594780268314T",
-                   "913208000535020631", "91330110MA2CC1X505"],
-    "uscc_invalid": ["91110000600037341N", "9111000060003IOZSV", "12345"],
-    "regno15_valid": ["110108000000016", "510000000391563"],
-    "regno15_invalid": ["110108000000017"],
-}
+FIXTURES = load_fixture("identifiers.json")
 
 
 @pytest.mark.parametrize("code", FIXTURES["uscc_valid"])

@@ -7,21 +7,12 @@ from random import Random
 import pytest
 
 from juhe_sandbox import identifiers as ids
+from tests.shared_fixtures import load_fixture
 
 # The project's identifier fixtures (shared/fixtures/identifiers.json).
-USCC_VALID = [
-    "91350100M000100Y43",
-    "91110000600037341L",
-    "91340600MA2PBM9HXD",
-    "9135052155323005XL",
-    "91610800064834709T",
-    "91320594780268314T",
-    "913208000535020631",
-    "91330110MA2CC1X505",
-]
-USCC_INVALID = ["91110000600037341N", "9111000060003IOZSV", "12345"]
-REGNO_VALID = ["110108000000016", "510000000391563"]
-REGNO_INVALID = ["110108000000017"]
+_IDS = load_fixture("identifiers.json")
+USCC_VALID, USCC_INVALID = _IDS["uscc_valid"], _IDS["uscc_invalid"]
+REGNO_VALID, REGNO_INVALID = _IDS["regno15_valid"], _IDS["regno15_invalid"]
 
 
 @pytest.mark.parametrize("code", USCC_VALID)
