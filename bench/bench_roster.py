@@ -24,8 +24,10 @@ ROWS = 200_000
 
 
 def _uscc(rng: random.Random) -> str:
-    body = "91" + "".join(rng.choice("0123456789") for _ in range(6)) + "".join(
-        rng.choice(USCC_ALPHABET) for _ in range(9)
+    body = (
+        "91"
+        + "".join(rng.choice("0123456789") for _ in range(6))
+        + "".join(rng.choice(USCC_ALPHABET) for _ in range(9))
     )
     return body + (uscc_check_character(body) or "0")
 

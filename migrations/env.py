@@ -38,7 +38,9 @@ def run_migrations_online() -> None:
 
 def _include_object(obj, name, type_, reflected, compare_to) -> bool:  # type: ignore[no-untyped-def]
     # pyrate-limiter owns its bucket tables (ratelimit___*); they are not part of our models.
-    return not (type_ == "table" and reflected and compare_to is None and name.startswith("ratelimit"))
+    return not (
+        type_ == "table" and reflected and compare_to is None and name.startswith("ratelimit")
+    )
 
 
 def _run(connection) -> None:  # type: ignore[no-untyped-def]

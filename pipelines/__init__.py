@@ -1,1 +1,1 @@
-"""zizhi's pipeline: roster → juhe fetch → normalized tables → analytics, orchestrated by Dagster."""
+"""zizhi's pipeline: roster → juhe fetch → normalized tables → analytics, run by Dagster."""

@@ -1,9 +1,9 @@
 """Command line behind the Makefile: migrate, refresh, demo, dev.
 
-    python -m pipelines.cli migrate          # alembic upgrade head on DATABASE_URL
-    python -m pipelines.cli refresh [--force] # every shard, headless; exit 1 on failure
-    python -m pipelines.cli demo             # sandbox + full refresh into SQLite + summary
-    python -m pipelines.cli dev              # sandbox + Dagster UI and daemon on 127.0.0.1:3000
+python -m pipelines.cli migrate          # alembic upgrade head on DATABASE_URL
+python -m pipelines.cli refresh [--force] # every shard, headless; exit 1 on failure
+python -m pipelines.cli demo             # sandbox + full refresh into SQLite + summary
+python -m pipelines.cli dev              # sandbox + Dagster UI and daemon on 127.0.0.1:3000
 """
 
 from __future__ import annotations
@@ -30,11 +30,10 @@ def migrate() -> str:
 
 def refresh(*, force: bool = False, quiet: bool = False) -> bool:
     """Run refresh_job over every shard in this process; True when the run succeeded."""
+    from pipelines.db import ensure_schema_current
     from pipelines.definitions import defs
     from pipelines.instance import prepare_instance
     from pipelines.partitions import range_tags
-
-    from pipelines.db import ensure_schema_current
 
     ensure_schema_current(get_engine(Settings.from_env().database_url))
     instance = prepare_instance()

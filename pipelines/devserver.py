@@ -27,8 +27,12 @@ def _bin(name: str) -> str:
 
 @contextmanager
 def dagster_services(
-    *, host: str = "127.0.0.1", port: int = 3000, env: Mapping[str, str] | None = None,
-    log: IO[str] | None = None, ready_timeout: float = 120.0,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 3000,
+    env: Mapping[str, str] | None = None,
+    log: IO[str] | None = None,
+    ready_timeout: float = 120.0,
 ) -> Iterator[str]:
     """Run webserver + daemon until the block ends; yields the UI's base URL once it answers."""
     environment = {**os.environ, **(env or {})}
@@ -39,8 +43,14 @@ def dagster_services(
         [_bin("dagster-webserver"), *workspace, "-h", host, "-p", str(port)],
     ]
     processes = [
-        subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT if log else None,
-                         start_new_session=True)
+        subprocess.Popen(  # noqa: S603 - our own console scripts, no shell
+            cmd,
+            cwd=PROJECT_ROOT,
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT if log else None,
+            start_new_session=True,
+        )
         for cmd in commands
     ]
     url = f"http://{host}:{port}"

@@ -1,6 +1,5 @@
 """The refresh job and the nightly schedule that runs it over every shard at once."""
 
-
 import dagster as dg
 
 from pipelines.partitions import range_tags

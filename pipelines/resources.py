@@ -1,6 +1,5 @@
 """The database resource every asset, check and sensor uses."""
 
-
 import dagster as dg
 from pydantic import Field
 from sqlalchemy.engine import Engine
@@ -12,7 +11,9 @@ from pipelines.settings import Settings
 class DatabaseResource(dg.ConfigurableResource):
     """zizhi's SQL database. Empty `url` means DATABASE_URL, else the SQLite file under data/."""
 
-    url: str = Field(default="", description="SQLAlchemy URL; empty: DATABASE_URL or data/zizhi.sqlite")
+    url: str = Field(
+        default="", description="SQLAlchemy URL; empty: DATABASE_URL or data/zizhi.sqlite"
+    )
 
     def resolved_url(self) -> str:
         return self.url or Settings.from_env().database_url

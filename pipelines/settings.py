@@ -27,7 +27,7 @@ class Secret(str):
 
 
 def data_dir() -> Path:
-    """The folder for the SQLite file, charts and limiter state (`ZIZHI_DATA_DIR`, default ./data)."""
+    """Folder of the SQLite file, charts and limiter state (`ZIZHI_DATA_DIR`, default ./data)."""
     return Path(os.environ.get("ZIZHI_DATA_DIR") or DEFAULT_DATA_DIR).resolve()
 
 

@@ -15,7 +15,9 @@ from pipelines.settings import data_dir
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
-def expiring_soonest(engine: Engine, today: dt.date, limit: int = 5) -> list[tuple[str, str, str, dt.date]]:
+def expiring_soonest(
+    engine: Engine, today: dt.date, limit: int = 5
+) -> list[tuple[str, str, str, dt.date]]:
     query = (
         sa.select(Company.name, License.category, License.lic_no, License.validity_end)
         .join(Company, Company.id == License.company_id)
@@ -31,27 +33,40 @@ def print_summary(engine: Engine) -> None:
     today = dt.datetime.now(SHANGHAI).date()
     counts = {
         table.__tablename__: row_count(engine, table.__tablename__)
-        for table in (Company, License, LicenseName, LicenseChange, RawResponse, ApiCall, RosterReject)
+        for table in (
+            Company,
+            License,
+            LicenseName,
+            LicenseChange,
+            RawResponse,
+            ApiCall,
+            RosterReject,
+        )
     }
     with engine.connect() as conn:
-        statuses = dict(
+        statuses: dict[str, int] = dict(
             conn.execute(
                 sa.select(Company.fetch_status, sa.func.count()).group_by(Company.fetch_status)
-            ).all()
+            ).tuples()
         )
-        changes = dict(
+        changes: dict[str, int] = dict(
             conn.execute(
                 sa.select(LicenseChange.change_type, sa.func.count()).group_by(
                     LicenseChange.change_type
                 )
-            ).all()
+            ).tuples()
         )
     print("\nzizhi — what landed")
     width = max(len(name) for name in counts)
     for name, count in counts.items():
         print(f"  {name:<{width}}  {count:>8,}")
-    print("  companies by fetch status: " + ", ".join(f"{k} {v}" for k, v in sorted(statuses.items())))
-    print("  changes by type: " + (", ".join(f"{k} {v}" for k, v in sorted(changes.items())) or "none"))
+    print(
+        "  companies by fetch status: " + ", ".join(f"{k} {v}" for k, v in sorted(statuses.items()))
+    )
+    print(
+        "  changes by type: "
+        + (", ".join(f"{k} {v}" for k, v in sorted(changes.items())) or "none")
+    )
     print("\nFive licences expiring soonest")
     for name, category, lic_no, end in expiring_soonest(engine, today):
         print(f"  {end:%Y-%m-%d}  {name}  {category}  {lic_no}")

@@ -34,8 +34,9 @@ def _pg_url(database: str) -> str:
 
 def create_pg_database(prefix: str = "zizhi_test") -> str:
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(sa.make_url(PG_ADMIN_URL).set(drivername="postgresql+psycopg"),
-                             isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(
+        sa.make_url(PG_ADMIN_URL).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT"
+    )
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
@@ -45,8 +46,9 @@ def create_pg_database(prefix: str = "zizhi_test") -> str:
 def drop_pg_database(url: str) -> None:
     name = sa.make_url(url).database
     get_engine(url).dispose()
-    admin = sa.create_engine(sa.make_url(PG_ADMIN_URL).set(drivername="postgresql+psycopg"),
-                             isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(
+        sa.make_url(PG_ADMIN_URL).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT"
+    )
     with admin.connect() as conn:
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
@@ -71,17 +73,29 @@ def _truncate_all(url: str) -> None:
     engine = get_engine(url)
     with engine.begin() as conn:
         names = [t.name for t in Base.metadata.sorted_tables]
-        extra = conn.execute(
-            sa.text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
-                    "AND tablename LIKE 'ratelimit%'")
-        ).scalars().all()
-        conn.execute(sa.text(
-            "TRUNCATE " + ", ".join(f'"{n}"' for n in [*names, *extra]) + " RESTART IDENTITY CASCADE"
-        ))
+        extra = (
+            conn.execute(
+                sa.text(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
+                    "AND tablename LIKE 'ratelimit%'"
+                )
+            )
+            .scalars()
+            .all()
+        )
+        conn.execute(
+            sa.text(
+                "TRUNCATE "
+                + ", ".join(f'"{n}"' for n in [*names, *extra])
+                + " RESTART IDENTITY CASCADE"
+            )
+        )
 
 
 @pytest.fixture
-def database_url(migrated_template: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def database_url(
+    migrated_template: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
     """An empty database at head; also exported as DATABASE_URL for code that reads settings."""
     if is_postgres():
         _truncate_all(migrated_template)

@@ -1,6 +1,5 @@
 """qualification_report: what expires soon and what changed, as markdown and PNG charts."""
 
-
 import base64
 from pathlib import Path
 
@@ -21,7 +20,8 @@ def _inline_png(path: Path) -> str:
     group_name="analytics",
     kinds={"sql", "matplotlib"},
     code_version="1",
-    description="The licences expiring soonest, this week's changes, and charts (expiries per month "
+    description="The licences expiring soonest, this week's changes, and charts (expiries "
+    "per month "
     "for the next 12 months; changes per week by type) written under data/reports/.",
 )
 def qualification_report(database: DatabaseResource) -> dg.MaterializeResult:

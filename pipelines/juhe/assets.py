@@ -4,7 +4,6 @@ Each asset body orchestrates (select → call → write → report); the work li
 fetcher.py and pipelines.normalize.
 """
 
-
 import datetime as dt
 import time
 from typing import Literal
@@ -31,19 +30,28 @@ infrastructure_retry = dg.RetryPolicy(
     max_retries=3, delay=10, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
 )
 
-NORMALIZED_TABLES = ("companies", "licenses", "license_names", "license_versions", "license_changes")
+NORMALIZED_TABLES = (
+    "companies",
+    "licenses",
+    "license_names",
+    "license_versions",
+    "license_changes",
+)
 TABLE_DESCRIPTIONS = {
     "companies": "One row per roster company: identifiers, query, shard and fetch state.",
     "licenses": "Current state of every certificate, keyed by (company_id, category, lic_no); "
     "removed ones keep their row with removed_at set.",
     "license_names": "The lic_name entries of each licence's current version, with their grade.",
     "license_versions": "SCD2 history: every distinct source version of each licence.",
-    "license_changes": "The change log: added, updated (fields, old and new values), removed, restored.",
+    "license_changes": "The change log: added, updated (fields, old and new values), removed, "
+    "restored.",
 }
 
 
 class FetchConfig(dg.Config):
-    force: bool = Field(default=False, description="re-fetch every active company, ignoring the due policy")
+    force: bool = Field(
+        default=False, description="re-fetch every active company, ignoring the due policy"
+    )
 
 
 class NormalizeConfig(dg.Config):
@@ -82,19 +90,25 @@ def qualification_responses(
     engine = database.get_engine()
     shards = shards_of_keys(context.partition_keys)
     interval = refresh_interval()
-    due = select_due(engine, shards=shards, now=utcnow(), refresh_interval=interval, force=config.force)
+    due = select_due(
+        engine, shards=shards, now=utcnow(), refresh_interval=interval, force=config.force
+    )
     context.log.info(f"{len(due)} companies due in {len(shards)} shard(s)")
 
     def progress(p: FetchProgress) -> None:
         context.log.info(p.describe())
 
-    report = juhe.fetch(engine, database.resolved_url(), due, run_id=context.run.run_id, progress=progress)
+    report = juhe.fetch(
+        engine, database.resolved_url(), due, run_id=context.run.run_id, progress=progress
+    )
     remaining = count_due(engine, shards=shards, now=utcnow(), refresh_interval=interval)
     metadata = fetch_metadata(report, remaining_due=remaining)
     if report.stopped_by == "fatal":
         raise dg.Failure(description=report.stop_message, metadata=metadata, allow_retries=False)
     if report.stopped_by:
-        context.log.warning(f"{report.stop_message} {remaining} companies remain due for the next run.")
+        context.log.warning(
+            f"{report.stop_message} {remaining} companies remain due for the next run."
+        )
     return dg.MaterializeResult(metadata=metadata)
 
 
@@ -128,7 +142,9 @@ def normalized_tables(
     started = time.perf_counter()
     engine = database.get_engine()
     shards = shards_of_keys(context.partition_keys)
-    replay = config.mode == "replay" or (config.mode == "auto" and not _fetches_in_this_run(context))
+    replay = config.mode == "replay" or (
+        config.mode == "auto" and not _fetches_in_this_run(context)
+    )
     if replay:
         context.log.info(f"Re-normalizing every stored raw response of {len(shards)} shard(s)")
         report = renormalize(engine, shards=shards, run_id=context.run.run_id)
@@ -138,7 +154,8 @@ def normalized_tables(
     seconds = dg.MetadataValue.float(round(time.perf_counter() - started, 3))
     for name in NORMALIZED_TABLES:
         yield dg.MaterializeResult(
-            asset_key=name, metadata={
+            asset_key=name,
+            metadata={
                 **table_metadata(engine, name),
                 **per_table.get(name, {}),
                 "normalize_seconds": seconds,

@@ -1,7 +1,6 @@
 """Asset checks on what the juhe assets wrote. Each check reads the database, so a test can craft
 a bad state and see it fail. ERROR checks block downstream assets; WARN checks only report."""
 
-
 import datetime as dt
 import os
 from typing import Any
@@ -9,6 +8,7 @@ from typing import Any
 import dagster as dg
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import InstrumentedAttribute
 
 from models import ApiCall, Company, License, LicenseName, LicenseVersion, utcnow
 from pipelines.juhe.assets import qualification_responses, refresh_interval
@@ -25,10 +25,16 @@ def max_failure_rate() -> float:
 def failure_rate_result(engine: Engine, run_id: str, threshold: float) -> dg.AssetCheckResult:
     """Share of the companies this run called that ended the run failed."""
     called = sa.select(ApiCall.company_id).where(ApiCall.run_id == run_id).distinct().subquery()
-    query = sa.select(
-        sa.func.count(),
-        sa.func.coalesce(sa.func.sum(sa.case((Company.fetch_status == "failed", 1), else_=0)), 0),
-    ).select_from(Company).join(called, called.c.company_id == Company.id)
+    query = (
+        sa.select(
+            sa.func.count(),
+            sa.func.coalesce(
+                sa.func.sum(sa.case((Company.fetch_status == "failed", 1), else_=0)), 0
+            ),
+        )
+        .select_from(Company)
+        .join(called, called.c.company_id == Company.id)
+    )
     failed_examples = (
         sa.select(Company.name, Company.last_error_code)
         .join(called, called.c.company_id == Company.id)
@@ -58,12 +64,17 @@ def quota_stop_result(metadata: dict[str, Any]) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         passed=not stopped_by,
         severity=WARN,
-        metadata={"stopped_by": stopped_by or "none", "remaining_due": metadata.get("remaining_due", 0)},
+        metadata={
+            "stopped_by": stopped_by or "none",
+            "remaining_due": metadata.get("remaining_due", 0),
+        },
         description=str(metadata.get("stop_message") or "the fetch ran to completion"),
     )
 
 
-def freshness_result(engine: Engine, interval: dt.timedelta, now: dt.datetime) -> dg.AssetCheckResult:
+def freshness_result(
+    engine: Engine, interval: dt.timedelta, now: dt.datetime
+) -> dg.AssetCheckResult:
     """Every active company (except invalid queries) fetched successfully within 2× the interval."""
     cutoff = now - 2 * interval
     stale = (
@@ -77,12 +88,17 @@ def freshness_result(engine: Engine, interval: dt.timedelta, now: dt.datetime) -
     return dg.AssetCheckResult(
         passed=count == 0,
         severity=WARN,
-        metadata={"stale_companies": count, "cutoff": cutoff.isoformat(), "examples": ", ".join(examples) or "none"},
-        description=f"{count} active companies not successfully fetched since {cutoff:%Y-%m-%d %H:%M} UTC",
+        metadata={
+            "stale_companies": count,
+            "cutoff": cutoff.isoformat(),
+            "examples": ", ".join(examples) or "none",
+        },
+        description=f"{count} active companies not successfully fetched since "
+        f"{cutoff:%Y-%m-%d %H:%M} UTC",
     )
 
 
-def _duplicates(conn: sa.Connection, *columns: sa.ColumnElement[Any]) -> int:
+def _duplicates(conn: sa.Connection, *columns: InstrumentedAttribute[Any]) -> int:
     grouped = sa.select(*columns).group_by(*columns).having(sa.func.count() > 1).subquery()
     return int(conn.execute(sa.select(sa.func.count()).select_from(grouped)).scalar_one())
 
@@ -94,7 +110,9 @@ def natural_key_result(engine: Engine) -> dg.AssetCheckResult:
             "licenses (company_id, category, lic_no)": _duplicates(
                 conn, License.company_id, License.category, License.lic_no
             ),
-            "license_names (license_id, name)": _duplicates(conn, LicenseName.license_id, LicenseName.name),
+            "license_names (license_id, name)": _duplicates(
+                conn, LicenseName.license_id, LicenseName.name
+            ),
         }
     return dg.AssetCheckResult(passed=not any(found.values()), metadata=found)
 
@@ -128,12 +146,19 @@ def anomalies_result(metadata: dict[str, Any]) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         passed=anomalies == 0 and missing == 0 and not drift,
         severity=WARN,
-        metadata={"anomalies": anomalies, "responses_missing_required_fields": missing, "drift_fields": dg.MetadataValue.json(drift)},
-        description="same updated_time with different content, schema drift, or responses missing fields",
+        metadata={
+            "anomalies": anomalies,
+            "responses_missing_required_fields": missing,
+            "drift_fields": dg.MetadataValue.json(drift),
+        },
+        description="same updated_time with different content, schema drift, or responses "
+        "missing fields",
     )
 
 
-def latest_metadata(context: dg.AssetCheckExecutionContext, asset_key: dg.AssetKey) -> dict[str, Any]:
+def latest_metadata(
+    context: dg.AssetCheckExecutionContext, asset_key: dg.AssetKey
+) -> dict[str, Any]:
     """The metadata values of the asset's newest materialization, as plain Python values."""
     event = context.instance.get_latest_materialization_event(asset_key)
     materialization = event.asset_materialization if event else None
@@ -142,33 +167,57 @@ def latest_metadata(context: dg.AssetCheckExecutionContext, asset_key: dg.AssetK
     return {key: getattr(value, "value", value) for key, value in materialization.metadata.items()}
 
 
-@dg.asset_check(asset=qualification_responses, blocking=True, description="Share of companies that "
-                "failed in this run stays under ZIZHI_MAX_FAILURE_RATE (default 5 %).")
-def fetch_failure_rate(context: dg.AssetCheckExecutionContext, database: DatabaseResource) -> dg.AssetCheckResult:
+@dg.asset_check(
+    asset=qualification_responses,
+    blocking=True,
+    description="Share of companies that "
+    "failed in this run stays under ZIZHI_MAX_FAILURE_RATE (default 5 %).",
+)
+def fetch_failure_rate(
+    context: dg.AssetCheckExecutionContext, database: DatabaseResource
+) -> dg.AssetCheckResult:
     return failure_rate_result(database.get_engine(), context.run.run_id, max_failure_rate())
 
 
-@dg.asset_check(asset=qualification_responses, description="Warns when quota, maintenance or the daily budget stopped the fetch.")
+@dg.asset_check(
+    asset=qualification_responses,
+    description="Warns when quota, maintenance or the daily budget stopped the fetch.",
+)
 def fetch_not_stopped(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     return quota_stop_result(latest_metadata(context, qualification_responses.key))
 
 
-@dg.asset_check(asset="companies", description="Every active company successfully fetched within twice the refresh interval.")
+@dg.asset_check(
+    asset="companies",
+    description="Every active company successfully fetched within twice the refresh interval.",
+)
 def companies_fresh(database: DatabaseResource) -> dg.AssetCheckResult:
     return freshness_result(database.get_engine(), refresh_interval(), utcnow())
 
 
-@dg.asset_check(asset="licenses", blocking=True, description="Natural keys are unique in companies, licenses and license_names.")
+@dg.asset_check(
+    asset="licenses",
+    blocking=True,
+    description="Natural keys are unique in companies, licenses and license_names.",
+)
 def natural_keys_unique(database: DatabaseResource) -> dg.AssetCheckResult:
     return natural_key_result(database.get_engine())
 
 
-@dg.asset_check(asset="license_versions", blocking=True, description="Exactly one open version per current licence.")
+@dg.asset_check(
+    asset="license_versions",
+    blocking=True,
+    description="Exactly one open version per current licence.",
+)
 def one_open_version(database: DatabaseResource) -> dg.AssetCheckResult:
     return open_version_result(database.get_engine())
 
 
-@dg.asset_check(asset="licenses", description="No same-time anomalies, schema drift or malformed responses in the latest normalize.")
+@dg.asset_check(
+    asset="licenses",
+    description="No same-time anomalies, schema drift or malformed responses in the latest "
+    "normalize.",
+)
 def no_anomalies_or_drift(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     return anomalies_result(latest_metadata(context, dg.AssetKey("licenses")))
 

@@ -47,8 +47,10 @@ def _failed_retry_before(now: dt.datetime, refresh_interval: dt.timedelta) -> sa
     failures = 1
     while FIRST_BACKOFF * 2 ** (failures - 1) < refresh_interval:
         whens.append(
-            (Company.consecutive_failures <= failures,
-             _at(now - failure_backoff(failures, refresh_interval)))
+            (
+                Company.consecutive_failures <= failures,
+                _at(now - failure_backoff(failures, refresh_interval)),
+            )
         )
         failures += 1
     if not whens:
@@ -73,13 +75,15 @@ def due_condition(
         Company.active.is_(True),
         sa.or_(
             Company.fetch_status == "pending",
-            sa.and_(Company.fetch_status.in_(("ok", "not_found")),
-                    _older_than(Company.last_fetched_at, stale)),
-            sa.and_(Company.fetch_status == "invalid",
-                    _older_than(Company.last_attempt_at, stale)),
-            sa.and_(Company.fetch_status == "failed",
-                    _older_than(Company.last_attempt_at,
-                                _failed_retry_before(now, refresh_interval))),
+            sa.and_(
+                Company.fetch_status.in_(("ok", "not_found")),
+                _older_than(Company.last_fetched_at, stale),
+            ),
+            sa.and_(Company.fetch_status == "invalid", _older_than(Company.last_attempt_at, stale)),
+            sa.and_(
+                Company.fetch_status == "failed",
+                _older_than(Company.last_attempt_at, _failed_retry_before(now, refresh_interval)),
+            ),
         ),
     )
 
@@ -122,8 +126,10 @@ def count_due(
     force: bool = False,
 ) -> int:
     """How many companies of `shards` are due at `now`."""
-    query = sa.select(sa.func.count()).select_from(Company).where(
-        _where(shards, now, refresh_interval, force)
+    query = (
+        sa.select(sa.func.count())
+        .select_from(Company)
+        .where(_where(shards, now, refresh_interval, force))
     )
     with engine.connect() as conn:
         return int(conn.execute(query).scalar_one())

@@ -55,8 +55,7 @@ _MEANINGS: dict[int, str] = {
     10009: "被禁止的KEY — the key is banned: contact juhe or set another key in JUHE_API_KEY",
     10021: "接口停用 — the API is discontinued for this key: check the subscription behind "
     "JUHE_API_KEY",
-    10011: "当前IP请求超过限制 — requests from this IP exceed juhe's rate limit: "
-    "lower JUHE_QPS",
+    10011: "当前IP请求超过限制 — requests from this IP exceed juhe's rate limit: lower JUHE_QPS",
     10012: "请求超过次数限制 — the key's request quota is used up: the next run resumes "
     "(top up the quota of JUHE_API_KEY to continue sooner)",
     10013: "测试KEY超过请求限制 — the test key's quota is used up: the next run resumes "
@@ -122,8 +121,9 @@ class JuheError(Exception):
 class JuheTransientError(JuheError):
     """Worth retrying: network trouble, 5xx, a body that is not JSON, 2602xx/10014."""
 
-    def __init__(self, code: int | None = None, http_status: int | None = None,
-                 detail: str = "") -> None:
+    def __init__(
+        self, code: int | None = None, http_status: int | None = None, detail: str = ""
+    ) -> None:
         super().__init__(code, ErrorClass.TRANSIENT, http_status, detail)
 
 

@@ -77,8 +77,10 @@ class FetchProgress:
 
     def describe(self) -> str:
         eta = "" if self.eta_seconds is None else f", about {self.eta_seconds:.0f} s left"
-        return (f"{self.done}/{self.total} companies done, {self.calls} calls, "
-                f"{self.rate:.1f} calls/s{eta}")
+        return (
+            f"{self.done}/{self.total} companies done, {self.calls} calls, "
+            f"{self.rate:.1f} calls/s{eta}"
+        )
 
 
 @dataclass
@@ -106,7 +108,9 @@ def raise_for_stop(report: FetchReport) -> None:
     """Raise JuheFatalError (message naming the cause and JUHE_API_KEY) after a fatal stop."""
     if report.stopped_by == "fatal":
         raise JuheFatalError(
-            report.stop_code, ErrorClass.FATAL, 200,
+            report.stop_code,
+            ErrorClass.FATAL,
+            200,
             f"the fetch stopped; {report.remaining} companies remain due",
         )
 
@@ -233,12 +237,20 @@ class _Run:
         try:
             response = self.client.query(company.query)
         except JuheTransientError as exc:
-            self.ledger(CallRecord(company.id, called_at, attempts.number, ErrorClass.TRANSIENT,
-                                   self.run_id, http_status=exc.http_status, detail=exc.detail))
+            self.ledger(
+                CallRecord(
+                    company.id,
+                    called_at,
+                    attempts.number,
+                    ErrorClass.TRANSIENT,
+                    self.run_id,
+                    http_status=exc.http_status,
+                    detail=exc.detail,
+                )
+            )
             attempts.note(exc)
             raise
-        call = CallRecord.of_response(company.id, called_at, attempts.number, response,
-                                      self.run_id)
+        call = CallRecord.of_response(company.id, called_at, attempts.number, response, self.run_id)
         if response.error_class in (ErrorClass.OK, ErrorClass.NOT_FOUND):
             land_response(self.engine, company.id, company.query, response, call, self.run_id)
             self.count_call(call)
@@ -302,8 +314,13 @@ class _Run:
         return response.error_class.value, attempts
 
     def end_company(self, company: DueCompany, code: int | None, *, invalid: bool) -> None:
-        mark_failed(self.engine, company.id, error_code=code, invalid=invalid,
-                    attempted_at=dt.datetime.now(dt.UTC))
+        mark_failed(
+            self.engine,
+            company.id,
+            error_code=code,
+            invalid=invalid,
+            attempted_at=dt.datetime.now(dt.UTC),
+        )
 
     # -- bookkeeping ----------------------------------------------------------------------
     def finished(self, company: DueCompany, outcome: str, attempts: _Attempts) -> None:
@@ -337,8 +354,12 @@ class _Run:
         rate = self._done / elapsed
         left = self.report.total - self._done
         return FetchProgress(
-            done=self._done, total=self.report.total, calls=self.report.calls, elapsed=elapsed,
-            rate=self.report.calls / elapsed, eta_seconds=left / rate if rate else None,
+            done=self._done,
+            total=self.report.total,
+            calls=self.report.calls,
+            elapsed=elapsed,
+            rate=self.report.calls / elapsed,
+            eta_seconds=left / rate if rate else None,
         )
 
     def work(self, companies: queue.SimpleQueue[DueCompany]) -> None:
@@ -374,8 +395,10 @@ def _stop_message(report: FetchReport, budget: int | None) -> str | None:
     if report.stopped_by in ("quota", "maintenance", "fatal"):
         return f"Stopped calling juhe: {describe(report.stop_code)}."
     if report.stopped_by == "budget":
-        return (f"Stopped calling juhe: the daily budget of {budget} calls (JUHE_DAILY_BUDGET, "
-                "Asia/Shanghai day) is used up; the next day's run resumes.")
+        return (
+            f"Stopped calling juhe: the daily budget of {budget} calls (JUHE_DAILY_BUDGET, "
+            "Asia/Shanghai day) is used up; the next day's run resumes."
+        )
     if report.stopped_by == "cancelled":
         return "Stopped calling juhe: the run was cancelled."
     return None
@@ -414,10 +437,18 @@ def fetch_companies(
     if daily_budget is not None:
         budget_left = max(0, daily_budget - calls_since(engine, start_of_china_day()))
     run = _Run(
-        engine, client, limiter, run_id=run_id, total=len(companies),
+        engine,
+        client,
+        limiter,
+        run_id=run_id,
+        total=len(companies),
         policy=RetryPolicy(max_attempts, max_throttled_attempts, backoff_base, backoff_cap),
-        budget_left=budget_left, price_per_call=price_per_call, progress=progress,
-        sleep=sleep, clock=clock, cancel=stop_event,
+        budget_left=budget_left,
+        price_per_call=price_per_call,
+        progress=progress,
+        sleep=sleep,
+        clock=clock,
+        cancel=stop_event,
     )
     pending: queue.SimpleQueue[DueCompany] = queue.SimpleQueue()
     for company in companies:

@@ -23,9 +23,7 @@ from models.tables import ApiCall, Company, RawResponse
 from pipelines.juhe.client import JuheResponse
 from pipelines.juhe.errors import ErrorClass
 
-_SQLITE_WRITE_LOCKS: weakref.WeakKeyDictionary[Engine, threading.Lock] = (
-    weakref.WeakKeyDictionary()
-)
+_SQLITE_WRITE_LOCKS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
 _LOCKS_GUARD = threading.Lock()
 
 _LANDED_STATUS = {ErrorClass.OK: "ok", ErrorClass.NOT_FOUND: "not_found"}
@@ -47,7 +45,11 @@ class CallRecord:
 
     @classmethod
     def of_response(
-        cls, company_id: int, called_at: dt.datetime, attempt: int, response: JuheResponse,
+        cls,
+        company_id: int,
+        called_at: dt.datetime,
+        attempt: int,
+        response: JuheResponse,
         run_id: str | None,
     ) -> CallRecord:
         return cls(
@@ -118,7 +120,9 @@ def land_response(
     with write_lock(engine), engine.begin() as conn:
         call_id = record_call(conn, call)
         raw_id = conn.execute(
-            sa.insert(RawResponse).returning(RawResponse.id).values(
+            sa.insert(RawResponse)
+            .returning(RawResponse.id)
+            .values(
                 company_id=company_id,
                 api_call_id=call_id,
                 query=query,

@@ -90,7 +90,11 @@ class SharedRateLimiter:
     """Blocks callers until a request may start without breaking the shared window."""
 
     def __init__(
-        self, window: _Window, qps: float, *, name: str = "juhe",
+        self,
+        window: _Window,
+        qps: float,
+        *,
+        name: str = "juhe",
         max_wait: float = DEFAULT_MAX_WAIT,
     ) -> None:
         self.qps = qps
@@ -192,7 +196,9 @@ class _SQLiteWindow:
         if not url.database or url.database == ":memory:":
             raise ValueError("a shared rate limit needs a SQLite database file (or PostgreSQL)")
         self._bucket = SQLiteBucket.init_from_file(
-            rates, table=f"ratelimit_{name}", db_path=limiter_path(url.database),
+            rates,
+            table=f"ratelimit_{name}",
+            db_path=limiter_path(url.database),
             use_file_lock=True,
         )
         # With use_file_lock the bucket's lock is a filelock.FileLock (typed as an RLock).
@@ -204,8 +210,9 @@ class _SQLiteWindow:
         try:
             self._lock.acquire(timeout=self._max_wait, poll_interval=_FILE_LOCK_POLL_S)
         except filelock.Timeout:
-            raise RateLimitTimeout(f"the limiter file lock {self._lock.lock_file} stayed held "
-                                   f"for {self._max_wait:g} s") from None
+            raise RateLimitTimeout(
+                f"the limiter file lock {self._lock.lock_file} stayed held for {self._max_wait:g} s"
+            ) from None
         try:
             now = self._bucket.now()
             decision = self._bucket.put_decision(RateItem(name, now))
@@ -268,11 +275,14 @@ class _PostgresWindow:
         self._lock = sql.SQL("LOCK TABLE {table} IN EXCLUSIVE MODE").format(table=table)
         self._admit = sql.SQL(_PG_ADMIT).format(table=table)
         self._leak = sql.SQL(_PG_LEAK).format(table=table)
-        self._params = {"limits": [r.limit for r in rates],
-                        "intervals": [r.interval for r in rates]}
+        self._params = {
+            "limits": [r.limit for r in rates],
+            "intervals": [r.interval for r in rates],
+        }
         self._longest = max(r.interval for r in rates)
-        self._conn.execute("SELECT set_config('lock_timeout', %s, false)",
-                           (f"{int(max_wait * 1000)}ms",))
+        self._conn.execute(
+            "SELECT set_config('lock_timeout', %s, false)", (f"{int(max_wait * 1000)}ms",)
+        )
         self._conn.commit()
         self._leaker = _Leaker()
 

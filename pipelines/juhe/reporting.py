@@ -8,7 +8,7 @@ import dagster as dg
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from models import Company, LicenseChange, License
+from models import Company, License, LicenseChange
 from pipelines.juhe.fetcher import FetchReport
 from pipelines.metadata import counts_markdown, markdown_table
 from pipelines.normalize import NormalizeReport

@@ -4,7 +4,6 @@ The key comes from `dg.EnvVar("JUHE_API_KEY")`, so run config and the event log 
 variable's name, never its value. Other settings default to the environment (`Settings`).
 """
 
-
 import math
 from collections.abc import Callable, Sequence
 
@@ -20,7 +19,9 @@ from pipelines.settings import Secret, Settings
 
 
 class JuheResource(dg.ConfigurableResource):
-    """Rate-limited, retrying access to ConLicByName. Zero or empty fields mean "from the environment"."""
+    """Rate-limited, retrying access to ConLicByName.
+
+    Zero or empty fields mean "from the environment"."""
 
     api_key: str = Field(description="the juhe key; pass dg.EnvVar('JUHE_API_KEY')")
     base_url: str = Field(default="", description="full endpoint URL; empty: JUHE_BASE_URL")

@@ -37,7 +37,8 @@ def roster_path(configured: str) -> Path:
     group_name="roster",
     kinds={"csv", "xlsx", "sql"},
     code_version="1",
-    description="The company list (ROSTER_PATH: CSV in UTF-8/BOM/GBK, XLSX, or a folder), validated "
+    description="The company list (ROSTER_PATH: CSV in UTF-8/BOM/GBK, XLSX, or a folder), "
+    "validated "
     "and deduplicated into `companies`; bad rows land in `roster_rejects` with a reason.",
 )
 def company_roster(
@@ -49,7 +50,9 @@ def company_roster(
     try:
         result = load_roster(path)
     except RosterFileError as error:
-        raise dg.Failure(description=f"Roster {path} could not be read: {error}", allow_retries=False) from error
+        raise dg.Failure(
+            description=f"Roster {path} could not be read: {error}", allow_retries=False
+        ) from error
     report = store_roster(engine, result, now=utcnow())
     context.log.info(
         f"roster {path}: {report.accepted} companies accepted, {report.rejected} rows rejected, "

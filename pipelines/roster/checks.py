@@ -1,6 +1,5 @@
 """Asset check on the roster: rejected rows are reported, never silently dropped."""
 
-
 import dagster as dg
 
 from pipelines.roster.assets import company_roster

@@ -19,8 +19,20 @@ USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
 _USCC_VALUE = {ch: i for i, ch in enumerate(USCC_ALPHABET)}
 
 # Every opening/closing bracket a person types for a branch or region note in a company name.
-_BRACKETS = str.maketrans({"[": "(", "]": ")", "【": "(", "】": ")", "〔": "(", "〕": ")",
-                           "〖": "(", "〗": ")", "（": "(", "）": ")"})
+_BRACKETS = str.maketrans(
+    {
+        "[": "(",
+        "]": ")",
+        "【": "(",
+        "】": ")",
+        "〔": "(",
+        "〕": ")",
+        "〖": "(",
+        "〗": ")",
+        "（": "(",
+        "）": ")",
+    }
+)
 _WHITESPACE = re.compile(r"\s+")
 
 

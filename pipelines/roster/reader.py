@@ -31,8 +31,16 @@ DELIMITERS = (",", "\t", ";", "|")
 _CHUNK = 1 << 20
 
 FIELD_ALIASES: dict[str, tuple[str, ...]] = {
-    "name": ("企业名称", "公司名称", "单位名称", "企业全称", "name", "company", "company_name",
-             "company name"),
+    "name": (
+        "企业名称",
+        "公司名称",
+        "单位名称",
+        "企业全称",
+        "name",
+        "company",
+        "company_name",
+        "company name",
+    ),
     "uscc": ("统一社会信用代码", "信用代码", "社会信用代码", "uscc", "credit_code", "credit code"),
     "reg_no": ("注册号", "工商注册号", "reg_no", "registration_number", "registration number"),
 }
@@ -88,8 +96,10 @@ def roster_sources(path: str | Path, sheet: str | None = None) -> list[RosterSou
             target, sheet = Path(base), named
     if target.is_dir():
         files = [
-            p for p in sorted(target.iterdir())
-            if p.is_file() and p.suffix.lower() in FOLDER_SUFFIXES
+            p
+            for p in sorted(target.iterdir())
+            if p.is_file()
+            and p.suffix.lower() in FOLDER_SUFFIXES
             and not p.name.startswith(("~$", "."))  # Excel lock files, hidden files
         ]
         if not files:
@@ -129,13 +139,20 @@ def _numbered_rows(source: RosterSource) -> Iterator[tuple[int, list[str]]]:
     if suffix in TEXT_SUFFIXES:
         return _text_rows(path, label)
     if suffix == ".xls":
-        raise RosterFileError(label, "is an old Excel 97-2003 .xls workbook; save it as .xlsx "
-                                     "or CSV (UTF-8) and point the roster at that file")
-    raise RosterFileError(label, f"has the extension {suffix or '(none)'}; a roster is a .csv, "
-                                 ".tsv, .txt or .xlsx file, or a folder of them")
+        raise RosterFileError(
+            label,
+            "is an old Excel 97-2003 .xls workbook; save it as .xlsx "
+            "or CSV (UTF-8) and point the roster at that file",
+        )
+    raise RosterFileError(
+        label,
+        f"has the extension {suffix or '(none)'}; a roster is a .csv, "
+        ".tsv, .txt or .xlsx file, or a folder of them",
+    )
 
 
 # --- text files ---------------------------------------------------------------------------
+
 
 def detect_encoding(path: Path, label: str | None = None) -> str:
     """BOM → utf-8-sig/utf-16; else strict UTF-8; else GB18030 (covers GBK); else a guess."""
@@ -153,8 +170,10 @@ def detect_encoding(path: Path, label: str | None = None) -> str:
             return encoding
     best = charset_normalizer.from_path(path).best()
     if best is None:
-        raise RosterFileError(label, "is not text in any encoding we know (tried UTF-8, GBK/"
-                                     "GB18030); save it as CSV UTF-8")
+        raise RosterFileError(
+            label,
+            "is not text in any encoding we know (tried UTF-8, GBK/GB18030); save it as CSV UTF-8",
+        )
     return best.encoding
 
 
@@ -196,22 +215,32 @@ def _text_rows(path: Path, label: str) -> Iterator[tuple[int, list[str]]]:
             for number, cells in enumerate(csv.reader(file, delimiter=delimiter), start=1):
                 yield number, cells
     except (csv.Error, UnicodeDecodeError) as error:
-        raise RosterFileError(label, f"row {number + 1} could not be read ({error}); "
-                                     "the rows before it were read") from error
+        raise RosterFileError(
+            label, f"row {number + 1} could not be read ({error}); the rows before it were read"
+        ) from error
 
 
 # --- workbooks ----------------------------------------------------------------------------
 
-_WORKBOOK_ERRORS = (zipfile.BadZipFile, InvalidFileException, KeyError, ParseError, OSError,
-                    ValueError, TypeError)
+_WORKBOOK_ERRORS = (
+    zipfile.BadZipFile,
+    InvalidFileException,
+    KeyError,
+    ParseError,
+    OSError,
+    ValueError,
+    TypeError,
+)
 
 
 def _workbook_rows(path: Path, sheet: str | None, label: str) -> Iterator[tuple[int, list[str]]]:
     try:
         workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except zipfile.BadZipFile as error:
-        raise RosterFileError(label, "is not a valid .xlsx workbook (not a zip file); "
-                                     "if it is a CSV, give it a .csv name") from error
+        raise RosterFileError(
+            label,
+            "is not a valid .xlsx workbook (not a zip file); if it is a CSV, give it a .csv name",
+        ) from error
     except _WORKBOOK_ERRORS as error:
         raise RosterFileError(label, f"is not a readable .xlsx workbook ({error})") from error
     try:
@@ -232,8 +261,10 @@ def _pick_sheet(workbook: openpyxl.Workbook, sheet: str | None, label: str):  # 
             raise RosterFileError(label, "has no worksheet")
         return workbook.worksheets[0]
     if sheet not in names:
-        raise RosterFileError(label, f"has no sheet named {sheet!r}; its sheets are "
-                                     + ", ".join(repr(n) for n in names))
+        raise RosterFileError(
+            label,
+            f"has no sheet named {sheet!r}; its sheets are " + ", ".join(repr(n) for n in names),
+        )
     return workbook[sheet]
 
 
@@ -258,8 +289,9 @@ def header_token(cell: str) -> str:
     return _HEADER_NOISE.sub("", unicodedata.normalize("NFKC", cell).lower())
 
 
-_ALIAS_FIELD = {header_token(alias): field for field, aliases in FIELD_ALIASES.items()
-                for alias in aliases}
+_ALIAS_FIELD = {
+    header_token(alias): field for field, aliases in FIELD_ALIASES.items() for alias in aliases
+}
 
 
 def _header_fields(cells: list[str]) -> dict[str, int]:

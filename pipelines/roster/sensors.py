@@ -1,5 +1,4 @@
-"""roster_sensor: a changed roster file triggers the roster asset and the shards of new companies."""
-
+"""roster_sensor: a changed roster triggers the roster asset and the shards of new companies."""
 
 import hashlib
 import json
@@ -38,7 +37,7 @@ def fingerprint(path: Path) -> str:
 
 
 def shards_needing_fetch(database: DatabaseResource, path: Path) -> list[int]:
-    """Shards of roster companies that are new or were inactive, i.e. not yet fetched for this roster."""
+    """Shards of roster companies that are new or were inactive: not yet fetched for this roster."""
     entries = load_roster(path).entries
     keys = {entry.match_key: entry.shard for entry in entries}
     engine = database.get_engine()
@@ -51,9 +50,12 @@ def shards_needing_fetch(database: DatabaseResource, path: Path) -> list[int]:
     job=refresh_job,
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Watches ROSTER_PATH; on a change, loads the roster and fetches the new companies' shards.",
+    description="Watches ROSTER_PATH; on a change, loads the roster and fetches the new "
+    "companies' shards.",
 )
-def roster_sensor(context: dg.SensorEvaluationContext, database: DatabaseResource) -> dg.SensorResult | dg.SkipReason:
+def roster_sensor(
+    context: dg.SensorEvaluationContext, database: DatabaseResource
+) -> dg.SensorResult | dg.SkipReason:
     path = Settings.from_env().roster_path
     if path is None:
         return dg.SkipReason("ROSTER_PATH is not set")
@@ -73,8 +75,17 @@ def roster_sensor(context: dg.SensorEvaluationContext, database: DatabaseResourc
     selection = [dg.AssetKey("company_roster")]
     tags = {"zizhi/trigger": "roster_sensor"}
     if shards:
-        selection += [dg.AssetKey(k) for k in ("qualification_responses", "companies", "licenses",
-                                                "license_names", "license_versions", "license_changes")]
+        selection += [
+            dg.AssetKey(k)
+            for k in (
+                "qualification_responses",
+                "companies",
+                "licenses",
+                "license_names",
+                "license_versions",
+                "license_changes",
+            )
+        ]
         tags |= range_tags(shard_key(shards[0]), shard_key(shards[-1]))
     request = dg.RunRequest(run_key=f"roster-{current[:16]}", asset_selection=selection, tags=tags)
     return dg.SensorResult(run_requests=[request], cursor=cursor)

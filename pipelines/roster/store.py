@@ -94,6 +94,7 @@ def store_roster(engine: Engine, result: RosterResult, *, now: dt.datetime) -> R
 
 # --- reading what is there ----------------------------------------------------------------
 
+
 def _digest(name: str, query: str, roster_source: str | None) -> int:
     # Compared within one process only, so the built-in hash is enough.
     return hash((name, query, roster_source))
@@ -111,6 +112,7 @@ def _known_companies(conn: Connection) -> dict[str, _Known]:
 
 
 # --- re-keying companies that gained a 统一社会信用代码 -----------------------------------
+
 
 def _rekey_pairs(known: dict[str, _Known], entries: Sequence[RosterEntry]) -> list[tuple[str, str]]:
     """(old key, USCC) for companies stored under another key that the roster now gives a USCC.
@@ -136,24 +138,29 @@ def _rekey_pairs(known: dict[str, _Known], entries: Sequence[RosterEntry]) -> li
     return pairs
 
 
-def _rekey(conn: Connection, known: dict[str, _Known], entries: Sequence[RosterEntry],
-           now: dt.datetime) -> int:
+def _rekey(
+    conn: Connection, known: dict[str, _Known], entries: Sequence[RosterEntry], now: dt.datetime
+) -> int:
     pairs = _rekey_pairs(known, entries)
     if pairs:
         statement = (
             sa.update(COMPANIES)
             .where(COMPANIES.c.match_key == sa.bindparam("old_key"))
-            .values(match_key=sa.bindparam("new_key"), shard=sa.bindparam("new_shard"),
-                    updated_at=now)
+            .values(
+                match_key=sa.bindparam("new_key"), shard=sa.bindparam("new_shard"), updated_at=now
+            )
         )
-        conn.execute(statement, [{"old_key": old, "new_key": new, "new_shard": shard_of(new)}
-                                 for old, new in pairs])
+        conn.execute(
+            statement,
+            [{"old_key": old, "new_key": new, "new_shard": shard_of(new)} for old, new in pairs],
+        )
     for old, new in pairs:
         known[new] = known.pop(old)
     return len(pairs)
 
 
 # --- companies ----------------------------------------------------------------------------
+
 
 @dataclass
 class _Plan:
@@ -209,8 +216,9 @@ def _insert_for(conn: Connection) -> Any:
     try:
         return dialects[conn.dialect.name]
     except KeyError:
-        raise NotImplementedError(f"roster storage supports SQLite and PostgreSQL, "
-                                  f"not {conn.dialect.name}") from None
+        raise NotImplementedError(
+            f"roster storage supports SQLite and PostgreSQL, not {conn.dialect.name}"
+        ) from None
 
 
 def _chunks(conn: Connection, rows: Sequence[Any], columns: int) -> Iterator[Sequence[Any]]:
@@ -250,8 +258,9 @@ def _upsert_companies(conn: Connection, entries: list[RosterEntry], now: dt.date
         conn.execute(upsert, [_company_row(entry) for entry in chunk])
 
 
-def _deactivate(conn: Connection, known: dict[str, _Known], result: RosterResult,
-                now: dt.datetime) -> tuple[int, str]:
+def _deactivate(
+    conn: Connection, known: dict[str, _Known], result: RosterResult, now: dt.datetime
+) -> tuple[int, str]:
     """Deactivate active companies the roster no longer lists, if the roster can say so."""
     if not result.complete:
         return 0, "roster not read completely: no company was deactivated"
@@ -271,11 +280,14 @@ def _deactivate(conn: Connection, known: dict[str, _Known], result: RosterResult
 
 # --- rejects ------------------------------------------------------------------------------
 
+
 def reject_fingerprint(reject: RosterReject) -> str:
     """sha256 of (source, row_number, raw_row, reason) in canonical JSON."""
     canonical = json.dumps(
         [reject.source, reject.row_number, reject.raw_row, reject.reason],
-        ensure_ascii=False, sort_keys=True, separators=(",", ":"),
+        ensure_ascii=False,
+        sort_keys=True,
+        separators=(",", ":"),
     )
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
@@ -285,9 +297,11 @@ def _no_nul(text: str) -> str:
 
 
 def _reject_row(reject: RosterReject, now: dt.datetime) -> dict[str, Any]:
-    raw = None if reject.raw_row is None else {
-        _no_nul(k): _no_nul(v) for k, v in reject.raw_row.items()
-    }
+    raw = (
+        None
+        if reject.raw_row is None
+        else {_no_nul(k): _no_nul(v) for k, v in reject.raw_row.items()}
+    )
     return {
         "source": _no_nul(reject.source),
         "row_number": reject.row_number,

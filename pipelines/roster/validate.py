@@ -97,6 +97,7 @@ class _Candidate:
 
 # --- one row ------------------------------------------------------------------------------
 
+
 def _shown(value: str) -> str:
     value = clean_name(value)
     return value if len(value) <= _SHOWN else value[:_SHOWN] + "…"
@@ -106,16 +107,20 @@ def uscc_problem(raw: str, code: str) -> tuple[str, str] | None:
     """(kind, reason) when `code` (normalised from `raw`) is not a valid USCC, else None."""
     shown = _shown(raw)
     if len(code) != USCC_LENGTH:
-        return "uscc_length", (f"统一社会信用代码 {shown} has {len(code)} characters; "
-                               "it must have 18")
+        return "uscc_length", (
+            f"统一社会信用代码 {shown} has {len(code)} characters; it must have 18"
+        )
     bad = sorted({ch for ch in code if ch not in USCC_ALPHABET})
     if bad:
-        return "uscc_characters", (f"统一社会信用代码 {shown} contains {', '.join(bad)}, which a "
-                                   "统一社会信用代码 never uses (no I, O, S, V, Z)")
+        return "uscc_characters", (
+            f"统一社会信用代码 {shown} contains {', '.join(bad)}, which a "
+            "统一社会信用代码 never uses (no I, O, S, V, Z)"
+        )
     if not is_valid_uscc(code):
         expected = uscc_check_character(code[:17])
-        return "uscc_check", (f"统一社会信用代码 {shown} has a wrong check character "
-                              f"(expected {expected})")
+        return "uscc_check", (
+            f"统一社会信用代码 {shown} has a wrong check character (expected {expected})"
+        )
     return None
 
 
@@ -132,6 +137,7 @@ def regno_problem(raw: str, code: str) -> tuple[str, str] | None:
 
 def check_row(row: RosterRow) -> _Candidate | RosterReject:
     """Apply the per-row rules: a candidate company, or a reject with its reason."""
+
     def reject(kind: str, reason: str) -> RosterReject:
         return RosterReject(row.source, row.row_number, row.raw_row, reason, kind)
 
@@ -143,18 +149,22 @@ def check_row(row: RosterRow) -> _Candidate | RosterReject:
     if reg_no and len(reg_no) == USCC_LENGTH and is_valid_uscc(reg_no) and uscc in (None, reg_no):
         uscc, reg_no = reg_no, None  # a 统一社会信用代码 typed into the 注册号 column
     problem = (uscc and uscc_problem(row.uscc, uscc)) or (
-        reg_no and regno_problem(row.reg_no, reg_no))
+        reg_no and regno_problem(row.reg_no, reg_no)
+    )
     if problem:
         return reject(*problem)
     if len(name) > MAX_NAME_LENGTH:
-        return reject("name_too_long", f"company name is {len(name)} characters long; "
-                                       f"longest accepted is {MAX_NAME_LENGTH}")
+        return reject(
+            "name_too_long",
+            f"company name is {len(name)} characters long; longest accepted is {MAX_NAME_LENGTH}",
+        )
     if not (name or uscc or reg_no):
         return reject("no_name", "no company name and no valid 统一社会信用代码")
     return _Candidate(row, name, uscc, reg_no)
 
 
 # --- duplicates and conflicts -------------------------------------------------------------
+
 
 def _where(candidate: _Candidate, other: _Candidate) -> str:
     """`row 7`, or `row 7 of b.csv` when the two rows come from different files."""
@@ -166,16 +176,28 @@ def _where(candidate: _Candidate, other: _Candidate) -> str:
 def _conflict(old: _Candidate, new: _Candidate) -> tuple[tuple[str, str], str] | None:
     """The shared key and the reason when `old` and `new` cannot be the same company."""
     first, second = _where(old, new), _where(new, old)
-    if old.name_key and old.name_key == new.name_key and old.uscc and new.uscc \
-            and old.uscc != new.uscc:
+    if (
+        old.name_key
+        and old.name_key == new.name_key
+        and old.uscc
+        and new.uscc
+        and old.uscc != new.uscc
+    ):
         return ("name", old.name_key), (
             f"name {_shown(new.name)} appears with two different 统一社会信用代码: "
-            f"{first} has {old.uscc}, {second} has {new.uscc}")
-    if old.uscc and old.uscc == new.uscc and old.name_key and new.name_key \
-            and old.name_key != new.name_key:
+            f"{first} has {old.uscc}, {second} has {new.uscc}"
+        )
+    if (
+        old.uscc
+        and old.uscc == new.uscc
+        and old.name_key
+        and new.name_key
+        and old.name_key != new.name_key
+    ):
         return ("uscc", old.uscc), (
             f"统一社会信用代码 {new.uscc} appears with two different company names: "
-            f"{first} has {_shown(old.name)}, {second} has {_shown(new.name)}")
+            f"{first} has {_shown(old.name)}, {second} has {_shown(new.name)}"
+        )
     return None
 
 
@@ -250,8 +272,9 @@ class _Deduper:
         absorbed = candidate.absorbed or []
         self.merged -= len(absorbed)
         for row in [candidate.row, *(c.row for c in absorbed)]:
-            self.rejects.append(RosterReject(row.source, row.row_number, row.raw_row, reason,
-                                             "conflict"))
+            self.rejects.append(
+                RosterReject(row.source, row.row_number, row.raw_row, reason, "conflict")
+            )
 
 
 def to_entry(candidate: _Candidate) -> RosterEntry:
@@ -260,8 +283,16 @@ def to_entry(candidate: _Candidate) -> RosterEntry:
     key = candidate.uscc or match_key(name)
     query = candidate.uscc or name
     row = candidate.row
-    return RosterEntry(name, candidate.uscc, candidate.reg_no, key, query, shard_of(key),
-                       row.source, row.row_number)
+    return RosterEntry(
+        name,
+        candidate.uscc,
+        candidate.reg_no,
+        key,
+        query,
+        shard_of(key),
+        row.source,
+        row.row_number,
+    )
 
 
 @dataclass(frozen=True)
@@ -290,6 +321,7 @@ def validate_rows(rows: Iterable[RosterRow]) -> Validated:
 
 # --- the whole roster ---------------------------------------------------------------------
 
+
 def load_roster(path: str | Path, *, sheet: str | None = None) -> RosterResult:
     """Read and validate a roster file or folder; a file that fails becomes a reject.
 
@@ -308,8 +340,9 @@ def load_roster(path: str | Path, *, sheet: str | None = None) -> RosterResult:
 
     validated = validate_rows(rows())
     order = {source.label: position for position, source in enumerate(sources)}
-    rejects = sorted(file_rejects + validated.rejects,
-                     key=lambda r: (order.get(r.source, 0), r.row_number or 0))
+    rejects = sorted(
+        file_rejects + validated.rejects, key=lambda r: (order.get(r.source, 0), r.row_number or 0)
+    )
     stats = {
         "files": len(sources),
         "files_failed": len(file_rejects),
@@ -318,5 +351,10 @@ def load_roster(path: str | Path, *, sheet: str | None = None) -> RosterResult:
         "duplicates_merged": validated.duplicates_merged,
         "rejected": len(rejects),
     }
-    return RosterResult(validated.entries, rejects, [s.label for s in sources],
-                        complete=not file_rejects, stats=stats)
+    return RosterResult(
+        validated.entries,
+        rejects,
+        [s.label for s in sources],
+        complete=not file_rejects,
+        stats=stats,
+    )

@@ -6,6 +6,7 @@ backfills' runs are launched by the daemon as separate processes, as in producti
 
 from __future__ import annotations
 
+import itertools
 import socket
 import time
 from collections.abc import Iterator
@@ -15,11 +16,11 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from models import utcnow
 from pipelines.db import PROJECT_ROOT
 from pipelines.devserver import dagster_services
 from pipelines.roster.store import store_roster
 from pipelines.roster.validate import load_roster
-from models import utcnow
 from tests.dagster.helpers import write_roster
 
 # Heavy: one xdist worker runs this group in sequence (see run_suites.sh).
@@ -61,15 +62,23 @@ def dagster_ui(database_url: str, sandbox, tmp_path: Path) -> Iterator[str]:
     home = tmp_path / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text((PROJECT_ROOT / "deploy" / "dagster.yaml").read_text())
-    env = {"DAGSTER_HOME": str(home), "DATABASE_URL": database_url, "JUHE_BASE_URL": sandbox.url,
-           "JUHE_API_KEY": sandbox.config.api_key, "JUHE_QPS": "100"}
-    with (tmp_path / "dagster.log").open("w") as log, dagster_services(port=free_port(), env=env, log=log) as url:
+    env = {
+        "DAGSTER_HOME": str(home),
+        "DATABASE_URL": database_url,
+        "JUHE_BASE_URL": sandbox.url,
+        "JUHE_API_KEY": sandbox.config.api_key,
+        "JUHE_QPS": "100",
+    }
+    with (
+        (tmp_path / "dagster.log").open("w") as log,
+        dagster_services(port=free_port(), env=env, log=log) as url,
+    ):
         yield f"{url}/graphql"
 
 
 def contiguous_ranges(keys: list[str]) -> int:
     shards = sorted(int(k) for k in keys)
-    return 1 + sum(1 for a, b in zip(shards, shards[1:]) if b != a + 1)
+    return 1 + sum(1 for a, b in itertools.pairwise(shards) if b != a + 1)
 
 
 def graphql(url: str, query: str, **variables: object) -> dict:
@@ -89,8 +98,10 @@ def run_backfill(url: str, assets: list[str], shards: list[str]) -> None:
     while time.monotonic() < deadline:
         status = graphql(url, STATUS, id=backfill_id)["partitionBackfillOrError"]["status"]
         runs = graphql(url, RUNS, id=backfill_id)["runsOrError"]["results"]
-        if status not in ("REQUESTED", "CANCELING", "FAILING") and runs and all(
-            r["status"] in ("SUCCESS", "FAILURE", "CANCELED") for r in runs
+        if (
+            status not in ("REQUESTED", "CANCELING", "FAILING")
+            and runs
+            and all(r["status"] in ("SUCCESS", "FAILURE", "CANCELED") for r in runs)
         ):
             assert status in ("COMPLETED", "COMPLETED_SUCCESS"), (status, runs)
             assert all(r["status"] == "SUCCESS" for r in runs), runs
@@ -101,7 +112,9 @@ def run_backfill(url: str, assets: list[str], shards: list[str]) -> None:
     pytest.fail(f"backfill {backfill_id} did not finish: {status} {runs}")
 
 
-def test_ui_backfill_of_three_shards_fetches_only_their_due_companies(engine, sandbox, dagster_ui, tmp_path) -> None:
+def test_ui_backfill_of_three_shards_fetches_only_their_due_companies(
+    engine, sandbox, dagster_ui, tmp_path
+) -> None:
     roster = write_roster(tmp_path / "roster.csv", sandbox.dataset.companies[:60])
     store_roster(engine, load_roster(roster), now=utcnow())
     with engine.connect() as conn:

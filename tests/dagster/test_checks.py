@@ -26,25 +26,47 @@ def add_company(conn: sa.Connection, key: str, **values: object) -> int:
 
 
 def add_license(conn: sa.Connection, company_id: int, lic_no: str, **values: object) -> int:
-    row = {"company_id": company_id, "category": "建筑业企业资质", "lic_no": lic_no,
-           "content_hash": "h", **values}
+    row = {
+        "company_id": company_id,
+        "category": "建筑业企业资质",
+        "lic_no": lic_no,
+        "content_hash": "h",
+        **values,
+    }
     return int(conn.execute(sa.insert(License).values(**row).returning(License.id)).scalar_one())
 
 
-def add_version(conn: sa.Connection, license_id: int, valid_from: dt.datetime, valid_to: dt.datetime | None) -> None:
-    conn.execute(sa.insert(LicenseVersion).values(
-        license_id=license_id, valid_from=valid_from, valid_to=valid_to, content_hash="h", content={}))
+def add_version(
+    conn: sa.Connection, license_id: int, valid_from: dt.datetime, valid_to: dt.datetime | None
+) -> None:
+    conn.execute(
+        sa.insert(LicenseVersion).values(
+            license_id=license_id,
+            valid_from=valid_from,
+            valid_to=valid_to,
+            content_hash="h",
+            content={},
+        )
+    )
 
 
 def test_failure_rate_check(engine) -> None:
     with engine.begin() as conn:
         ids = [add_company(conn, f"c{i}", fetch_status="ok") for i in range(10)]
-        conn.execute(sa.insert(ApiCall), [
-            {"company_id": i, "called_at": NOW, "attempt": 1, "outcome": "ok", "run_id": "r1"} for i in ids
-        ])
+        conn.execute(
+            sa.insert(ApiCall),
+            [
+                {"company_id": i, "called_at": NOW, "attempt": 1, "outcome": "ok", "run_id": "r1"}
+                for i in ids
+            ],
+        )
     assert failure_rate_result(engine, "r1", 0.05).passed
     with engine.begin() as conn:
-        conn.execute(sa.update(Company).where(Company.id == ids[0]).values(fetch_status="failed", last_error_code=260200))
+        conn.execute(
+            sa.update(Company)
+            .where(Company.id == ids[0])
+            .values(fetch_status="failed", last_error_code=260200)
+        )
     result = failure_rate_result(engine, "r1", 0.05)
     assert not result.passed
     assert result.metadata["companies_failed"].value == 1
@@ -68,7 +90,11 @@ def test_natural_key_check(engine) -> None:
     with engine.begin() as conn:
         company = add_company(conn, "c")
         license_id = add_license(conn, company, "D1")
-        conn.execute(sa.insert(LicenseName).values(license_id=license_id, name="施工劳务不分等级", position=0))
+        conn.execute(
+            sa.insert(LicenseName).values(
+                license_id=license_id, name="施工劳务不分等级", position=0
+            )
+        )
     assert natural_key_result(engine).passed
     # The unique constraints make a duplicate impossible through the tables; the check guards a
     # copy whose constraints were lost (CREATE TABLE AS keeps none), as analysts sometimes make.
@@ -106,9 +132,13 @@ def test_open_version_check(engine) -> None:
 
 def test_quota_anomaly_and_roster_checks_report_what_the_last_run_saw() -> None:
     assert quota_stop_result({"stopped_by": "", "remaining_due": 0}).passed
-    stopped = quota_stop_result({"stopped_by": "quota", "remaining_due": 17, "stop_message": "quota 10012"})
+    stopped = quota_stop_result(
+        {"stopped_by": "quota", "remaining_due": 17, "stop_message": "quota 10012"}
+    )
     assert not stopped.passed and stopped.metadata["remaining_due"].value == 17
-    assert anomalies_result({"anomalies": 0, "responses_missing_required_fields": 0, "drift_fields": {}}).passed
+    assert anomalies_result(
+        {"anomalies": 0, "responses_missing_required_fields": 0, "drift_fields": {}}
+    ).passed
     assert not anomalies_result({"anomalies": 2, "drift_fields": {}}).passed
     assert not anomalies_result({"anomalies": 0, "drift_fields": {"new_field": 3}}).passed
     assert rejects_result(0, "").passed

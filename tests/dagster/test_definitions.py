@@ -37,7 +37,9 @@ def test_definitions_load_and_resolve_everything() -> None:
     }
     job = defs.resolve_job_def("refresh_job")
     assert job.partitions_def is not None and len(job.partitions_def.get_partition_keys()) == 32
-    assert defs.resolve_schedule_def("nightly_refresh_schedule").execution_timezone == "Asia/Shanghai"
+    assert (
+        defs.resolve_schedule_def("nightly_refresh_schedule").execution_timezone == "Asia/Shanghai"
+    )
     assert defs.resolve_sensor_def("roster_sensor").job_name == "refresh_job"
     for job_def in defs.resolve_all_job_defs():
         assert job_def.name

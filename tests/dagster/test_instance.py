@@ -30,11 +30,15 @@ def roster(sandbox_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     return sandbox
 
 
-@pytest.mark.skipif(not is_postgres(), reason="dagster-postgres storage is tested in the PostgreSQL suite")
+@pytest.mark.skipif(
+    not is_postgres(), reason="dagster-postgres storage is tested in the PostgreSQL suite"
+)
 def test_refresh_completes_on_dagster_postgres_instance_storage(engine, roster) -> None:
     storage_url = create_pg_database("zizhi_dagster")
     try:
-        with dg.instance_for_test(overrides={"storage": {"postgres": {"postgres_url": storage_url}}}) as instance:
+        with dg.instance_for_test(
+            overrides={"storage": {"postgres": {"postgres_url": storage_url}}}
+        ) as instance:
             result = run_refresh(instance)
             assert result.success
             assert type(instance.run_storage).__name__ == "PostgresRunStorage"
@@ -67,7 +71,9 @@ def test_the_api_key_shows_nowhere(engine, roster, caplog: pytest.LogCaptureFixt
             columns = [c["name"] for c in sa.inspect(conn).get_columns(table)]
             for column in columns:
                 found = conn.execute(
-                    sa.text(f'SELECT COUNT(*) FROM "{table}" WHERE CAST("{column}" AS TEXT) LIKE :k'),
+                    sa.text(
+                        f'SELECT COUNT(*) FROM "{table}" WHERE CAST("{column}" AS TEXT) LIKE :k'
+                    ),
                     {"k": f"%{SECRET}%"},
                 ).scalar_one()
                 assert found == 0, f"the API key appears in {table}.{column}"

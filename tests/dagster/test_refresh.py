@@ -26,14 +26,19 @@ def test_full_refresh_lands_every_company_and_fills_the_tables(engine, sandbox, 
     with dg.instance_for_test() as instance:
         result = run_refresh(instance)
     assert result.success
-    landed = counts(engine, "companies", "raw_responses", "licenses", "license_names", "license_changes")
+    landed = counts(
+        engine, "companies", "raw_responses", "licenses", "license_names", "license_changes"
+    )
     assert landed["companies"] == 40
     assert landed["raw_responses"] == 40
     assert landed["licenses"] > 40 and landed["license_names"] > landed["licenses"]
     assert landed["license_changes"] == landed["licenses"]  # the first load: every licence added
     with engine.connect() as conn:
-        statuses = dict(conn.execute(sa.text(
-            "SELECT fetch_status, COUNT(*) FROM companies GROUP BY fetch_status")).all())
+        statuses = dict(
+            conn.execute(
+                sa.text("SELECT fetch_status, COUNT(*) FROM companies GROUP BY fetch_status")
+            ).all()
+        )
     known = sum(1 for c in sandbox.dataset.companies[:40] if c.known)
     assert statuses == {k: v for k, v in {"ok": known, "not_found": 40 - known}.items() if v}
     fetch_md = result.asset_materializations_for_node("qualification_responses")[0].metadata
@@ -63,7 +68,9 @@ def test_wrong_key_fails_the_run_naming_the_variable(engine, sandbox, roster, mo
     assert "not-the-key" not in message
 
 
-def test_refresh_refuses_a_database_behind_the_head_migration(sandbox, roster, empty_database_url, monkeypatch) -> None:
+def test_refresh_refuses_a_database_behind_the_head_migration(
+    sandbox, roster, empty_database_url, monkeypatch
+) -> None:
     from pipelines.db import upgrade
 
     upgrade(empty_database_url, "0001")
@@ -71,5 +78,7 @@ def test_refresh_refuses_a_database_behind_the_head_migration(sandbox, roster, e
     with dg.instance_for_test() as instance:
         result = run_refresh(instance)
     assert not result.success
-    failures = [e.step_failure_data.user_failure_data for e in result.all_events if e.is_step_failure]
+    failures = [
+        e.step_failure_data.user_failure_data for e in result.all_events if e.is_step_failure
+    ]
     assert any(f is not None and "make migrate" in (f.description or "") for f in failures)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import dagster as dg
 
+from models import utcnow
 from pipelines.definitions import defs
-from pipelines.resources import DatabaseResource
 from pipelines.partitions import RANGE_END_TAG, RANGE_START_TAG
+from pipelines.resources import DatabaseResource
 from pipelines.roster.store import store_roster
 from pipelines.roster.validate import load_roster
-from models import utcnow
 from tests.dagster.helpers import write_roster
 
 

@@ -23,7 +23,8 @@ def add_companies(engine: Engine, names: Iterable[str], **state: Any) -> list[Du
         conn.execute(sa.insert(Company), rows)
         found = conn.execute(
             sa.select(Company.id, Company.name, Company.query, Company.shard)
-            .where(Company.name.in_([r["name"] for r in rows])).order_by(Company.id)
+            .where(Company.name.in_([r["name"] for r in rows]))
+            .order_by(Company.id)
         ).all()
     return [DueCompany(*row) for row in found]
 

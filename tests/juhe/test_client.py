@@ -68,8 +68,12 @@ def test_wrong_key_message_explains_the_cause() -> None:
 
 
 def test_answer_with_string_error_code_is_parsed_and_classified() -> None:
-    body = {"error_code": "0", "reason": "success", "sign": "ab" * 16,
-            "result": {"total": 0, "items": []}}
+    body = {
+        "error_code": "0",
+        "reason": "success",
+        "sign": "ab" * 16,
+        "result": {"total": 0, "items": []},
+    }
     with client_answering(lambda request: httpx.Response(200, json=body)) as client:
         response = client.query("中建八局第三建设有限公司")
     assert response.error_code == 0
@@ -128,9 +132,12 @@ def test_truncated_or_non_json_200_is_transient(body: str) -> None:
 
 @pytest.mark.parametrize(
     "failure",
-    [httpx.ReadTimeout("timed out"), httpx.ConnectTimeout("timed out"),
-     httpx.RemoteProtocolError("Server disconnected without sending a response."),
-     httpx.ConnectError("[Errno 111] Connection refused")],
+    [
+        httpx.ReadTimeout("timed out"),
+        httpx.ConnectTimeout("timed out"),
+        httpx.RemoteProtocolError("Server disconnected without sending a response."),
+        httpx.ConnectError("[Errno 111] Connection refused"),
+    ],
 )
 def test_timeouts_and_dropped_connections_are_transient(failure: httpx.TransportError) -> None:
     def handler(request: httpx.Request) -> httpx.Response:

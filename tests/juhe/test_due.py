@@ -27,10 +27,12 @@ def test_never_fetched_companies_are_due(engine: Engine) -> None:
 def test_success_is_due_again_only_after_the_refresh_interval(engine: Engine) -> None:
     add_companies(engine, ["昨天"], fetch_status="ok", last_fetched_at=NOW - dt.timedelta(days=1))
     add_companies(engine, ["八天前"], fetch_status="ok", last_fetched_at=NOW - dt.timedelta(days=8))
-    add_companies(engine, ["查无八天前"], fetch_status="not_found",
-                  last_fetched_at=NOW - dt.timedelta(days=8))
-    add_companies(engine, ["查无昨天"], fetch_status="not_found",
-                  last_fetched_at=NOW - dt.timedelta(days=1))
+    add_companies(
+        engine, ["查无八天前"], fetch_status="not_found", last_fetched_at=NOW - dt.timedelta(days=8)
+    )
+    add_companies(
+        engine, ["查无昨天"], fetch_status="not_found", last_fetched_at=NOW - dt.timedelta(days=1)
+    )
     assert due_names(engine) == ["八天前", "查无八天前"]
 
 
@@ -50,8 +52,14 @@ def test_success_is_due_again_only_after_the_refresh_interval(engine: Engine) ->
 def test_failed_company_waits_for_exponential_backoff(
     engine: Engine, failures: int, ago: dt.timedelta, due: bool
 ) -> None:
-    add_companies(engine, ["失败公司"], fetch_status="failed", consecutive_failures=failures,
-                  last_attempt_at=NOW - ago, last_fetched_at=NOW - dt.timedelta(days=1))
+    add_companies(
+        engine,
+        ["失败公司"],
+        fetch_status="failed",
+        consecutive_failures=failures,
+        last_attempt_at=NOW - ago,
+        last_fetched_at=NOW - dt.timedelta(days=1),
+    )
     assert due_names(engine) == (["失败公司"] if due else [])
 
 
@@ -62,10 +70,12 @@ def test_backoff_is_one_hour_doubling_capped_at_the_interval() -> None:
 
 
 def test_invalid_query_is_not_retried_until_the_refresh_interval(engine: Engine) -> None:
-    add_companies(engine, ["无效昨天"], fetch_status="invalid",
-                  last_attempt_at=NOW - dt.timedelta(days=1))
-    add_companies(engine, ["无效八天前"], fetch_status="invalid",
-                  last_attempt_at=NOW - dt.timedelta(days=8))
+    add_companies(
+        engine, ["无效昨天"], fetch_status="invalid", last_attempt_at=NOW - dt.timedelta(days=1)
+    )
+    add_companies(
+        engine, ["无效八天前"], fetch_status="invalid", last_attempt_at=NOW - dt.timedelta(days=8)
+    )
     assert due_names(engine) == ["无效八天前"]
     assert due_names(engine, force=True) == ["无效昨天", "无效八天前"]
 

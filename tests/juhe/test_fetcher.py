@@ -24,8 +24,12 @@ from pipelines.juhe.fetcher import FetchProgress, fetch_companies, raise_for_sto
 from pipelines.settings import Secret
 from tests.juhe.helpers import add_companies, api_calls, companies_by_name, raw_responses
 
-OK_BODY = {"error_code": 0, "reason": "success", "sign": "0" * 32,
-           "result": {"total": 1, "items": [{"lic_no": "D1", "category": "建筑"}]}}
+OK_BODY = {
+    "error_code": 0,
+    "reason": "success",
+    "sign": "0" * 32,
+    "result": {"total": 1, "items": [{"lic_no": "D1", "category": "建筑"}]},
+}
 
 
 class FakeLimiter:
@@ -54,8 +58,9 @@ def scripted(script: Callable[[str, int], httpx.Response]) -> JuheClient:
             count = seen[name]
         return script(name, count)
 
-    return JuheClient("http://juhe.test/query", Secret("unit-key"),
-                      transport=httpx.MockTransport(handler))
+    return JuheClient(
+        "http://juhe.test/query", Secret("unit-key"), transport=httpx.MockTransport(handler)
+    )
 
 
 def answer(code: int | str, **extra: object) -> httpx.Response:
@@ -81,8 +86,10 @@ def test_transient_failures_are_retried_with_jittered_backoff_then_land(engine: 
     assert (report.landed_ok, report.failed, report.calls, report.billable_calls) == (1, 0, 3, 1)
     calls = api_calls(engine)
     assert [(c.attempt, c.outcome, c.http_status, c.error_code, c.billable) for c in calls] == [
-        (1, "transient", 502, None, False), (2, "transient", 200, 260200, False),
-        (3, "ok", 200, 0, True)]
+        (1, "transient", 502, None, False),
+        (2, "transient", 200, 260200, False),
+        (3, "ok", 200, 0, True),
+    ]
     assert 0 <= sum(sleeps) <= 0.5 + 1.0  # full jitter: ≤ base, then ≤ 2 × base
     [raw] = raw_responses(engine)
     assert raw.api_call_id == calls[-1].id and raw.error_code == 0 and raw.run_id == "run-1"
@@ -99,7 +106,10 @@ def test_exhausted_transient_attempts_mark_the_company_failed(engine: Engine) ->
     assert report.failures_by_code == {"10014": ["总超时"]}
     company = companies_by_name(engine)["总超时"]
     assert (company.fetch_status, company.consecutive_failures, company.last_error_code) == (
-        "failed", 1, 10014)
+        "failed",
+        1,
+        10014,
+    )
     assert raw_responses(engine) == []
 
 
@@ -132,8 +142,9 @@ def test_throttled_answer_pauses_the_limiter_and_retries(engine: Engine) -> None
 
 def test_company_that_stays_throttled_stays_due_without_failure(engine: Engine) -> None:
     companies = add_companies(engine, ["一直限流"])
-    report, _ = run(engine, companies, scripted(lambda n, c: answer(10011)),
-                    max_throttled_attempts=5)
+    report, _ = run(
+        engine, companies, scripted(lambda n, c: answer(10011)), max_throttled_attempts=5
+    )
     assert (report.calls, report.failed, report.remaining) == (5, 0, 1)
     company = companies_by_name(engine)["一直限流"]
     assert (company.fetch_status, company.consecutive_failures) == ("pending", 0)
@@ -156,8 +167,9 @@ def test_quota_stops_all_calling_and_leaves_the_rest_due(engine: Engine) -> None
     raise_for_stop(report)  # quota is not an error
 
 
-@pytest.mark.parametrize(("code", "kind"), [(10001, "fatal"), (10021, "fatal"),
-                                            (10020, "maintenance")])
+@pytest.mark.parametrize(
+    ("code", "kind"), [(10001, "fatal"), (10021, "fatal"), (10020, "maintenance")]
+)
 def test_fatal_and_maintenance_stop_at_the_first_answer(
     engine: Engine, code: int, kind: str
 ) -> None:
@@ -175,15 +187,29 @@ def test_fatal_and_maintenance_stop_at_the_first_answer(
 def test_daily_budget_counts_todays_calls_from_every_run(engine: Engine) -> None:
     now = dt.datetime.now(dt.UTC)
     with engine.begin() as conn:
-        conn.execute(sa.insert(ApiCall), [
-            {"called_at": now, "attempt": 1, "outcome": "ok", "run_id": "earlier"}] * 3
-            + [{"called_at": now - dt.timedelta(days=2), "attempt": 1, "outcome": "ok",
-               "run_id": "old"}] * 5)
+        conn.execute(
+            sa.insert(ApiCall),
+            [{"called_at": now, "attempt": 1, "outcome": "ok", "run_id": "earlier"}] * 3
+            + [
+                {
+                    "called_at": now - dt.timedelta(days=2),
+                    "attempt": 1,
+                    "outcome": "ok",
+                    "run_id": "old",
+                }
+            ]
+            * 5,
+        )
     companies = add_companies(engine, [f"预算{i}" for i in range(6)])
-    report, _ = run(engine, companies, scripted(lambda n, c: answer(0)), daily_budget=5,
-                    price_per_call=0.1)
+    report, _ = run(
+        engine, companies, scripted(lambda n, c: answer(0)), daily_budget=5, price_per_call=0.1
+    )
     assert (report.stopped_by, report.calls, report.landed_ok, report.remaining) == (
-        "budget", 2, 2, 4)
+        "budget",
+        2,
+        2,
+        4,
+    )
     assert report.estimated_cost == pytest.approx(0.2)
     assert "JUHE_DAILY_BUDGET" in (report.stop_message or "")
 
@@ -198,15 +224,24 @@ def test_external_stop_event_cancels_cleanly(engine: Engine) -> None:
 
     report, _ = run(engine, companies, scripted(script), stop_event=stop)
     assert (report.stopped_by, report.calls, report.landed_ok, report.remaining) == (
-        "cancelled", 1, 1, 4)
+        "cancelled",
+        1,
+        1,
+        4,
+    )
 
 
 def test_progress_is_reported_at_most_every_two_seconds_and_at_the_end(engine: Engine) -> None:
     companies = add_companies(engine, [f"进度{i}" for i in range(10)])
     ticks = iter(range(0, 1000))
     seen: list[FetchProgress] = []
-    report, _ = run(engine, companies, scripted(lambda n, c: answer(0)),
-                    clock=lambda: float(next(ticks)), progress=seen.append)
+    report, _ = run(
+        engine,
+        companies,
+        scripted(lambda n, c: answer(0)),
+        clock=lambda: float(next(ticks)),
+        progress=seen.append,
+    )
     assert report.landed_ok == 10
     assert seen[-1].done == 10 and seen[-1].total == 10
     assert all(b.elapsed - a.elapsed >= 2 for a, b in itertools.pairwise(seen))

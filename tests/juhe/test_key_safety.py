@@ -24,10 +24,20 @@ WRONG_KEY = "zk-WRONG-a81d0e44c2f9b713"
 
 def fetch_with(database_url: str, engine: Engine, url: str, key: str, companies) -> str:  # type: ignore[no-untyped-def]
     """Run a fetch; everything it says about itself (report, raised error) as text."""
-    with SharedRateLimiter.for_database(database_url, 50) as limiter, \
-            JuheClient(url, Secret(key), read_timeout=0.5) as client:
-        report = fetch_companies(engine, companies, client, limiter, run_id="key-safety",
-                                 concurrency=4, sleep=lambda s: None, max_attempts=6)
+    with (
+        SharedRateLimiter.for_database(database_url, 50) as limiter,
+        JuheClient(url, Secret(key), read_timeout=0.5) as client,
+    ):
+        report = fetch_companies(
+            engine,
+            companies,
+            client,
+            limiter,
+            run_id="key-safety",
+            concurrency=4,
+            sleep=lambda s: None,
+            max_attempts=6,
+        )
     try:
         raise_for_stop(report)
     except JuheFatalError as error:
@@ -36,7 +46,9 @@ def fetch_with(database_url: str, engine: Engine, url: str, key: str, companies)
 
 
 def test_the_key_appears_nowhere(
-    database_url: str, engine: Engine, sandbox_factory: SandboxFactory,
+    database_url: str,
+    engine: Engine,
+    sandbox_factory: SandboxFactory,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
@@ -64,7 +76,8 @@ def database_text(engine: Engine) -> str:
     metadata.reflect(engine)
     with engine.connect() as conn:
         return "\n".join(
-            repr(tuple(row)) for table in metadata.sorted_tables
+            repr(tuple(row))
+            for table in metadata.sorted_tables
             for row in conn.execute(sa.select(table))
         )
 

@@ -33,14 +33,19 @@ FORK = multiprocessing.get_context("fork")
 
 
 def fetch_stage(
-    database_url: str, url: str, key: str, companies: Sequence[DueCompany], qps: float,
+    database_url: str,
+    url: str,
+    key: str,
+    companies: Sequence[DueCompany],
+    qps: float,
     run_id: str,
 ) -> int:
     """A whole fetch stage with its own limiter and client; how many companies remain."""
     limiter = SharedRateLimiter.for_database(database_url, qps)
     with limiter, JuheClient(url, Secret(key)) as client:
-        report = fetch_companies(get_engine(database_url), companies, client, limiter,
-                                 run_id=run_id, concurrency=6)
+        report = fetch_companies(
+            get_engine(database_url), companies, client, limiter, run_id=run_id, concurrency=6
+        )
     return report.remaining
 
 
@@ -64,8 +69,10 @@ def test_two_processes_at_the_sandbox_limit_never_exceed_it(
 ) -> None:
     sandbox = sandbox_factory(latency_ms=60, qps_limit=10)
     companies = sandbox_companies(engine, sandbox, 60)
-    children = [start_child(database_url, sandbox, part, 10, f"run-{i}")
-                for i, part in enumerate((companies[::2], companies[1::2]))]
+    children = [
+        start_child(database_url, sandbox, part, 10, f"run-{i}")
+        for i, part in enumerate((companies[::2], companies[1::2]))
+    ]
     for child in children:
         child.join(timeout=120)
     assert [child.exitcode for child in children] == [0, 0]
@@ -92,15 +99,19 @@ def test_kill_minus_9_mid_fetch_then_rerun_fetches_only_what_had_not_landed(
     assert 15 <= len(landed) < 60
 
     sandbox.reset_stats()
-    due = select_due(engine, shards=None, now=dt.datetime.now(dt.UTC),
-                     refresh_interval=dt.timedelta(days=7))
+    due = select_due(
+        engine, shards=None, now=dt.datetime.now(dt.UTC), refresh_interval=dt.timedelta(days=7)
+    )
     assert {c.id for c in due} == {c.id for c in companies} - landed
     assert fetch_stage(database_url, sandbox.url, sandbox.config.api_key, due, 30, "rerun") == 0
 
     assert set(sandbox.stats()["per_query"]) == {c.query for c in due}  # nothing landed again
     with engine.connect() as conn:
         rows, calls, companies_landed = conn.execute(
-            sa.select(sa.func.count(), sa.func.count(sa.distinct(RawResponse.api_call_id)),
-                      sa.func.count(sa.distinct(RawResponse.company_id)))
+            sa.select(
+                sa.func.count(),
+                sa.func.count(sa.distinct(RawResponse.api_call_id)),
+                sa.func.count(sa.distinct(RawResponse.company_id)),
+            )
         ).one()
     assert rows == calls == companies_landed == 60

@@ -47,8 +47,9 @@ def fetch(
     **options: Any,
 ) -> FetchReport:
     limiter = SharedRateLimiter.for_database(database_url, qps)
-    client = JuheClient(sandbox.url, Secret(key or sandbox.config.api_key),
-                        read_timeout=read_timeout)
+    client = JuheClient(
+        sandbox.url, Secret(key or sandbox.config.api_key), read_timeout=read_timeout
+    )
     options = {"run_id": "run-1", "concurrency": CONCURRENCY, "sleep": lambda s: None, **options}
     with client:
         try:
@@ -58,8 +59,9 @@ def fetch(
 
 
 def due(engine: Engine) -> list[DueCompany]:
-    return select_due(engine, shards=None, now=dt.datetime.now(dt.UTC),
-                      refresh_interval=dt.timedelta(days=7))
+    return select_due(
+        engine, shards=None, now=dt.datetime.now(dt.UTC), refresh_interval=dt.timedelta(days=7)
+    )
 
 
 def test_every_company_lands_once_with_its_raw_body(
@@ -80,8 +82,14 @@ def test_every_company_lands_once_with_its_raw_body(
 def test_faults_on_a_sixth_of_calls_still_land_every_company_within_bounded_attempts(
     database_url: str, engine: Engine, sandbox_factory: SandboxFactory
 ) -> None:
-    faults = {"260200": 0.03, "10014": 0.03, "http502": 0.03, "truncated": 0.03, "drop": 0.02,
-              "slow": 0.02}
+    faults = {
+        "260200": 0.03,
+        "10014": 0.03,
+        "http502": 0.03,
+        "truncated": 0.03,
+        "drop": 0.02,
+        "slow": 0.02,
+    }
     sandbox = sandbox_factory(latency_ms=5, faults=faults, slow_seconds=1.0)
     companies = sandbox_companies(engine, sandbox, 80)
     report = fetch(database_url, engine, sandbox, companies, max_attempts=6, read_timeout=0.4)

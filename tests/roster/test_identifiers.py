@@ -24,8 +24,16 @@ def test_fixture_valid_uscc(code: str) -> None:
     assert uscc_check_character(code[:17]) == code[17]
 
 
-@pytest.mark.parametrize("code", [*FIXTURES["uscc_invalid"], "", "91110000600037341LX",
-                                  "91110000600037341l", "9111000060003734 L"])
+@pytest.mark.parametrize(
+    "code",
+    [
+        *FIXTURES["uscc_invalid"],
+        "",
+        "91110000600037341LX",
+        "91110000600037341l",
+        "9111000060003734 L",
+    ],
+)
 def test_invalid_uscc(code: str) -> None:
     assert not is_valid_uscc(code)
 
@@ -35,8 +43,9 @@ def test_fixture_valid_regno(code: str) -> None:
     assert is_valid_regno15(code)
 
 
-@pytest.mark.parametrize("code", [*FIXTURES["regno15_invalid"], "11010800000001", "11010800000001A",
-                                  "1101080000000160"])
+@pytest.mark.parametrize(
+    "code", [*FIXTURES["regno15_invalid"], "11010800000001", "11010800000001A", "1101080000000160"]
+)
 def test_invalid_regno(code: str) -> None:
     assert not is_valid_regno15(code)
 

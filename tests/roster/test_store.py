@@ -58,7 +58,10 @@ def test_first_store_inserts_companies_and_rejects(engine: Engine, tmp_path: Pat
     tianjin = stored[match_key("中铁(天津)建设有限公司")]
     assert tianjin["name"] == tianjin["query"] == "中铁（天津）建设有限公司"
     assert (tianjin["reg_no"], tianjin["uscc"], tianjin["roster_source"]) == (
-        "110108000000016", None, "roster.csv")
+        "110108000000016",
+        None,
+        "roster.csv",
+    )
     assert (tianjin["fetch_status"], tianjin["active"]) == ("pending", True)
     assert tianjin["created_at"] == tianjin["updated_at"] == T0
     assert stored[USCC_A]["query"] == USCC_A
@@ -69,8 +72,11 @@ def test_first_store_inserts_companies_and_rejects(engine: Engine, tmp_path: Pat
     assert report.shards_touched == {c["shard"] for c in stored.values()}
     assert all(c["shard"] == shard_of(key) for key, c in stored.items())
     assert reject_rows(engine) == [
-        ("roster.csv", 5, "统一社会信用代码 91110000600037341N has a wrong check character "
-                          "(expected L)"),
+        (
+            "roster.csv",
+            5,
+            "统一社会信用代码 91110000600037341N has a wrong check character (expected L)",
+        ),
         ("roster.csv", 6, "empty row"),
     ]
 
@@ -128,8 +134,11 @@ def test_roster_without_any_usable_company_deactivates_nothing(
 def test_update_keeps_fetch_state(engine: Engine, tmp_path: Path) -> None:
     store_roster(engine, roster(tmp_path, ROSTER), now=T0)
     with engine.begin() as conn:
-        conn.execute(sa.update(Company).where(Company.match_key == USCC_A).values(
-            fetch_status="ok", last_fetched_at=T0, license_count=3, last_error_code=None))
+        conn.execute(
+            sa.update(Company)
+            .where(Company.match_key == USCC_A)
+            .values(fetch_status="ok", last_fetched_at=T0, license_count=3, last_error_code=None)
+        )
     renamed = [[*row] for row in ROSTER]
     renamed[1][0] = "北京建工集团有限责任公司（改名）"
     report = store_roster(engine, roster(tmp_path, renamed, "new.csv"), now=T1)
@@ -138,20 +147,27 @@ def test_update_keeps_fetch_state(engine: Engine, tmp_path: Path) -> None:
     assert company["name"] == "北京建工集团有限责任公司（改名）"
     assert company["roster_source"] == "new.csv" and company["updated_at"] == T1
     assert (company["fetch_status"], company["last_fetched_at"], company["license_count"]) == (
-        "ok", T0, 3)
+        "ok",
+        T0,
+        3,
+    )
 
 
 def test_company_known_by_name_gains_its_uscc(engine: Engine, tmp_path: Path) -> None:
     store_roster(engine, roster(tmp_path, [HEADER, ["丁建设有限公司", "", ""]]), now=T0)
     before = companies(engine)[match_key("丁建设有限公司")]
-    report = store_roster(engine, roster(tmp_path, [HEADER, ["丁建设有限公司", USCC_B, ""]]),
-                          now=T1)
+    report = store_roster(
+        engine, roster(tmp_path, [HEADER, ["丁建设有限公司", USCC_B, ""]]), now=T1
+    )
     assert (report.rekeyed, report.inserted, report.updated, report.deactivated) == (1, 0, 1, 0)
     after = companies(engine)
     assert list(after) == [USCC_B]
     assert after[USCC_B]["id"] == before["id"]
     assert (after[USCC_B]["uscc"], after[USCC_B]["query"], after[USCC_B]["shard"]) == (
-        USCC_B, USCC_B, shard_of(USCC_B))
+        USCC_B,
+        USCC_B,
+        shard_of(USCC_B),
+    )
 
 
 def test_a_blank_cell_never_erases_a_known_identifier(engine: Engine, tmp_path: Path) -> None:
@@ -163,12 +179,18 @@ def test_a_blank_cell_never_erases_a_known_identifier(engine: Engine, tmp_path: 
     assert report.updated == 1
     company = companies(engine)[key]
     assert (company["uscc"], company["reg_no"], company["roster_source"]) == (
-        USCC_B, "110108000000016", "b.csv")
+        USCC_B,
+        "110108000000016",
+        "b.csv",
+    )
 
 
 def test_thousands_of_rows_cross_chunk_boundaries(engine: Engine, tmp_path: Path) -> None:
-    rows = [HEADER, *([f"测试建设第{i}有限公司", "", ""] for i in range(7000)),
-            *([f"坏公司{i}", "12345", ""] for i in range(6000))]
+    rows = [
+        HEADER,
+        *([f"测试建设第{i}有限公司", "", ""] for i in range(7000)),
+        *([f"坏公司{i}", "12345", ""] for i in range(6000)),
+    ]
     result = roster(tmp_path, rows)
     report = store_roster(engine, result, now=T0)
     assert (report.inserted, report.new_rejects) == (7000, 6000)
