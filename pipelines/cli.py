@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -102,6 +103,8 @@ def dev(port: int) -> int:
 
     migrate()
     prepare_instance()
+    # SIGTERM (a supervisor, `kill`) stops the UI, daemon and sandbox as Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with demo_environment(port), dagster_services(port=3000) as url:
         print(f"Dagster UI at {url} — Ctrl-C stops the UI, the daemon and the sandbox")
         try:
