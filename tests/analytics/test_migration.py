@@ -41,7 +41,7 @@ def test_upgrade_creates_the_views_and_downgrade_drops_them(empty_database_url: 
 
 
 def test_autogenerate_reports_no_difference_after_the_views(empty_database_url: str) -> None:
-    upgrade(empty_database_url, "0002")
+    upgrade(empty_database_url)
     with get_engine(empty_database_url).connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
         assert compare_metadata(context, Base.metadata) == []
