@@ -29,7 +29,7 @@ def run(n: int = 2000) -> dict[str, float]:
             ZIZHI_DATA_DIR=str(Path(tmp) / "data"),
             JUHE_BASE_URL=sandbox.url,
             JUHE_API_KEY=sandbox.config.api_key,
-            JUHE_QPS="100000",
+            JUHE_QPS="2000",
             ROSTER_PATH=str(write_roster(Path(tmp) / "roster.csv", sandbox.dataset.companies)),
         )
         with dg.instance_for_test() as instance:

@@ -81,9 +81,10 @@ def window_rates(qps: float, margin_ms: int = DEFAULT_MARGIN_MS) -> list[Rate]:
     if qps < 1:
         return [Rate(1, math.ceil(1000 / qps) + margin_ms)]
     window = Rate(math.floor(qps), 1000 + margin_ms)
-    if window.limit == 1:
+    spacing_ms = math.floor(PACING * window.interval / window.limit)
+    if window.limit == 1 or spacing_ms < 1:  # above ~750 QPS the clock cannot pace finer
         return [window]
-    return [Rate(1, math.floor(PACING * window.interval / window.limit)), window]
+    return [Rate(1, spacing_ms), window]
 
 
 class SharedRateLimiter:

@@ -24,6 +24,7 @@ pytestmark = pytest.mark.xdist_group("heavy")
         (2.5, [(1, 388), (2, 1035)]),  # "no more than 2.5 in any second" allows 2
         (1, [(1, 1035)]),
         (0.5, [(1, 2035)]),
+        (5000, [(5000, 1035)]),  # too fast to pace at millisecond resolution: window only
     ],
 )
 def test_window_is_strict_floor_of_qps_with_margin_and_pacing(qps, expected) -> None:  # type: ignore[no-untyped-def]
