@@ -70,6 +70,9 @@ class Company(TimestampMixin, Base):
     license_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # fetched_at of the newest response applied to licenses; older replays infer no removals.
     last_response_at: Mapped[Optional[dt.datetime]]
+    # sha256 fold of PARSER_VERSION and the body_sha256 of every raw response applied, in
+    # (fetched_at, id) order; a replay skips the company while it matches (normalize/fingerprint).
+    normalized_fingerprint: Mapped[Optional[str]] = mapped_column(String(64))
 
 
 class License(Base):

@@ -25,8 +25,10 @@ class NormalizeReport:
     drift: Counter[str] = field(default_factory=Counter)
     missing_required: int = 0
     unparseable: Counter[str] = field(default_factory=Counter)
-    companies: int = 0
+    companies: int = 0  # companies whose raw responses were read and applied
     companies_changed: int = 0  # the others were skipped early: applying changed nothing
+    # renormalize (no rebuild): companies not read at all, their stored fingerprint matched
+    companies_skipped: int = 0
     chunks: int = 0
     seconds: float = 0.0
 

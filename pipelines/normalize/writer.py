@@ -6,6 +6,11 @@ which raw responses are still to do, loads the chunk's stored state in a few que
 the responses in memory (`tracking`), writes only the difference with bulk statements and marks
 the responses normalized. A crash loses at most the chunk in flight, which the next run redoes;
 two runs on the same shard take turns per chunk and the second finds nothing left to do.
+
+Each chunk also stores every one of its companies' normalized fingerprint (`fingerprint`: a fold
+over the hashes of all its raw responses, read in the same statement as the bodies), so a replay
+without rebuild can skip the companies whose fingerprint still matches after reading only
+``raw_responses``' ids, times and hashes.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from models import Company, License, LicenseChange, LicenseName, LicenseVersion, RawResponse
 from models.base import utcnow
-from pipelines.normalize import bulk
+from pipelines.normalize import bulk, fingerprint
 from pipelines.normalize.parsing import grade_of, parse_response
 from pipelines.normalize.report import NormalizeReport
 from pipelines.normalize.state import load_chunk_state
@@ -75,13 +80,17 @@ def renormalize(
     """Replay ALL raw responses of these shards in fetched order.
 
     Into the existing tables this changes nothing when nothing changed (and fills in whatever is
-    missing). With ``rebuild=True`` the shards' licences (and, by cascade, names, versions and
-    changes) are deleted and ``companies.last_response_at``/``license_count`` reset first — the
+    missing). Companies whose stored normalized fingerprint equals the fold of their raw
+    responses' hashes are skipped without reading a body (``report.companies_skipped``): they
+    hold exactly what the replay would leave. With ``rebuild=True`` fingerprints are ignored:
+    the shards' licences (and, by cascade, names, versions and changes) are deleted and
+    ``companies.last_response_at``/``license_count``/``normalized_fingerprint`` reset first — the
     way to apply a parsing fix: the result equals a first normalization of the same raw rows.
+    (Bumping ``fingerprint.PARSER_VERSION`` makes a plain renormalize replay every company.)
     """
     if rebuild:
         _wipe(engine, _shard_list(shards))
-    return _run(engine, shards, run_id, chunk_size, pending_only=False)
+    return _run(engine, shards, run_id, chunk_size, pending_only=False, skip_matching=not rebuild)
 
 
 def _shard_list(shards: Sequence[int] | None) -> list[int]:
@@ -97,7 +106,7 @@ def _wipe(engine: Engine, shards: list[int]) -> None:
             conn.execute(
                 sa.update(Company)
                 .where(Company.shard == shard)
-                .values(last_response_at=None, license_count=0)
+                .values(last_response_at=None, license_count=0, normalized_fingerprint=None)
             )
             conn.commit()
 
@@ -109,10 +118,14 @@ def _run(
     chunk_size: int,
     *,
     pending_only: bool,
+    skip_matching: bool = False,
 ) -> NormalizeReport:
     started = time.perf_counter()
     report = NormalizeReport()
-    plan = _plan(engine, _shard_list(shards), pending_only)
+    if skip_matching:
+        plan = _plan_unmatched(engine, _shard_list(shards), report)
+    else:
+        plan = _plan(engine, _shard_list(shards), pending_only)
     for shard, companies in sorted(plan.items()):
         for company_ids in _chunks(companies, chunk_size):
             with engine.connect() as conn:
@@ -144,6 +157,37 @@ def _plan(
     return plan
 
 
+def _plan_unmatched(
+    engine: Engine, shards: list[int], report: NormalizeReport
+) -> dict[int, list[tuple[int, int]]]:
+    """Like `_plan` for a full replay, without the companies whose stored fingerprint equals
+    the fold of their raw responses' hashes (counted as skipped). Per shard: one query for the
+    stored fingerprints, one streamed query for (company_id, body_sha256) — never a body."""
+    raw, comp = RawResponse.__table__.c, COMPANIES.c
+    plan: dict[int, list[tuple[int, int]]] = {}
+    for shard in shards:
+        with engine.connect() as conn:
+            stored: dict[int, str] = dict(
+                conn.execute(
+                    sa.select(comp.id, comp.normalized_fingerprint).where(
+                        comp.shard == shard, comp.normalized_fingerprint.is_not(None)
+                    )
+                ).tuples().all()
+            )
+            hashes = conn.execution_options(yield_per=20_000).execute(
+                sa.select(raw.company_id, raw.body_sha256)
+                .join(COMPANIES, comp.id == raw.company_id)
+                .where(comp.shard == shard)
+                .order_by(raw.company_id, raw.fetched_at, raw.id)
+            )
+            for company_id, expected, count in fingerprint.fold_sorted(hashes.tuples()):
+                if stored.get(company_id) == expected:
+                    report.companies_skipped += 1
+                else:
+                    plan.setdefault(shard, []).append((company_id, count))
+    return plan
+
+
 def _chunks(plan: list[tuple[int, int]], chunk_size: int) -> Iterator[list[int]]:
     """Consecutive companies holding about chunk_size responses (at least one company)."""
     chunk: list[int] = []
@@ -160,25 +204,53 @@ def _chunks(plan: list[tuple[int, int]], chunk_size: int) -> Iterator[list[int]]
 
 def _read_responses(
     conn: Connection, company_ids: list[int], pending_only: bool, report: NormalizeReport
-) -> tuple[list[ResponseInput], list[int]]:
+) -> tuple[list[ResponseInput], list[int], dict[int, str]]:
     """The chunk's raw responses, parsed, in (company, fetched_at, id) order — read under lock —
-    and the ids of those not yet marked normalized."""
+    the ids of those not yet marked normalized, and each company's fingerprint over ALL its
+    raw responses (same statement, so exactly the rows this chunk saw). With ``pending_only``
+    the bodies of responses already normalized are not read."""
     raw = RawResponse.__table__.c
+    body = (
+        sa.case((raw.normalized_at.is_(None), raw.body), else_=sa.null())
+        if pending_only
+        else raw.body
+    )
     query = (
-        sa.select(raw.id, raw.company_id, raw.fetched_at, raw.body, raw.normalized_at)
+        sa.select(raw.id, raw.company_id, raw.fetched_at, raw.body_sha256, raw.normalized_at,
+                  body.label("body"))
         .where(raw.company_id.in_(company_ids))
         .order_by(raw.company_id, raw.fetched_at, raw.id)
     )
-    if pending_only:
-        query = query.where(raw.normalized_at.is_(None))
     responses, pending = [], []
+    fingerprints: dict[int, str] = {}
+    start = fingerprint.initial()
     for row in conn.execute(query):
+        fingerprints[row.company_id] = fingerprint.step(
+            fingerprints.get(row.company_id, start), row.body_sha256
+        )
+        if pending_only and row.normalized_at is not None:
+            continue
         parsed = parse_response(row.body)
         report.count_response(parsed)
         responses.append(ResponseInput(row.id, row.company_id, row.fetched_at, parsed))
         if row.normalized_at is None:
             pending.append(row.id)
-    return responses, pending
+    return responses, pending, fingerprints
+
+
+def _stale_fingerprints(conn: Connection, fingerprints: dict[int, str]) -> set[int]:
+    """The companies whose stored fingerprint differs from (or lacks) the computed one."""
+    comp = COMPANIES.c
+    ids = sorted(fingerprints)
+    stored: dict[int, str | None] = {}
+    for start in range(0, len(ids), 5000):
+        part = ids[start : start + 5000]
+        stored.update(
+            conn.execute(
+                sa.select(comp.id, comp.normalized_fingerprint).where(comp.id.in_(part))
+            ).tuples().all()
+        )
+    return {cid for cid, fp in fingerprints.items() if stored.get(cid) != fp}
 
 
 def _normalize_chunk(
@@ -188,7 +260,7 @@ def _normalize_chunk(
     pending_only: bool,
     report: NormalizeReport,
 ) -> None:
-    responses, pending = _read_responses(conn, company_ids, pending_only, report)
+    responses, pending, fingerprints = _read_responses(conn, company_ids, pending_only, report)
     if not responses:
         return
     companies = load_chunk_state(conn, responses)
@@ -197,6 +269,8 @@ def _normalize_chunk(
         if response.company_id in companies:
             apply_response(companies[response.company_id], response, log)
     _write(conn, companies, log, run_id, report)
+    _write_companies(conn, companies, fingerprints, _stale_fingerprints(conn, fingerprints),
+                     report)
     _mark_normalized(conn, pending, report)
     report.anomalies.extend(log.anomalies)
     report.changes.update(change.change_type for change in log.changes)
@@ -314,16 +388,28 @@ def _write_changes(
 
 
 def _write_companies(
-    conn: Connection, companies: list[CompanyState], report: NormalizeReport
+    conn: Connection,
+    companies: dict[int, CompanyState],
+    fingerprints: dict[int, str],
+    stale: set[int],
+    report: NormalizeReport,
 ) -> None:
+    """The chunk's company rows: the changed ones with their new fingerprint in the same
+    statement, then the fingerprint alone where only it is stale."""
     now = utcnow()
     rows = [
-        (c.id, c.last_response_at, c.license_count, now)
-        for c in companies
+        (c.id, c.last_response_at, c.license_count, fingerprints[c.id], now)
+        for c in companies.values()
         if c.refresh_count()
     ]
     report.rows_updated["companies"] += bulk.update_rows(
-        conn, COMPANIES, ["id"], ["last_response_at", "license_count", "updated_at"], rows
+        conn, COMPANIES, ["id"],
+        ["last_response_at", "license_count", "normalized_fingerprint", "updated_at"], rows,
+    )
+    written = {row[0] for row in rows}
+    report.rows_updated["companies"] += bulk.update_rows(
+        conn, COMPANIES, ["id"], ["normalized_fingerprint", "updated_at"],
+        [(cid, fingerprints[cid], now) for cid in sorted(stale - written)],
     )
 
 
@@ -340,4 +426,3 @@ def _write(
     _write_licenses(conn, touched, report)
     _write_versions(conn, touched, run_id, report)
     _write_changes(conn, log, run_id, report)
-    _write_companies(conn, list(companies.values()), report)

@@ -68,9 +68,15 @@ def test_normalizing_again_or_replaying_changes_nothing(engine: Engine) -> None:
     before = digest(engine)
     again = normalize_pending(engine, shards=None, run_id="again")
     assert again.responses == 0 and digest(engine) == before
+    skipped = renormalize(engine, shards=None, run_id="skipped")
+    assert skipped.companies_skipped == first.companies and skipped.responses == 0
+    assert not skipped.rows and digest(engine) == before
+    # Without fingerprints the replay reads and applies every response: still no change.
+    with engine.begin() as conn:
+        conn.execute(sa.update(Company).values(normalized_fingerprint=None))
     replay = renormalize(engine, shards=None, run_id="replay")
-    assert replay.responses == first.responses
-    assert not replay.changes and not replay.rows
+    assert replay.responses == first.responses and replay.companies_skipped == 0
+    assert not replay.changes and replay.rows == {"companies": {"updated": first.companies}}
     assert digest(engine) == before
 
 
@@ -97,7 +103,7 @@ def test_a_rebuild_of_some_shards_leaves_the_others_alone(engine: Engine) -> Non
     with engine.connect() as conn:
         runs = conn.execute(
             sa.select(LicenseChange.run_id, sa.func.count()).group_by(LicenseChange.run_id)
-        ).all()
+        ).tuples().all()
     assert dict(runs)["first"] == other
 
 
@@ -133,7 +139,7 @@ def test_two_overlapping_runs_leave_no_duplicate_and_lose_no_change(
     with engine.connect() as conn:
         by_run = dict(conn.execute(
             sa.select(LicenseChange.run_id, sa.func.count()).group_by(LicenseChange.run_id)
-        ).all())
+        ).tuples().all())
         keys = conn.execute(sa.select(sa.func.count(sa.distinct(License.id)))).scalar_one()
     assert sum(by_run.values()) > 0 and keys > 0
     renormalize(engine, shards=None, run_id="single", rebuild=True)
