@@ -17,7 +17,7 @@ from typing import Any
 from tests.fixtures_db import PG_ADMIN_URL
 
 
-def _postgres_available() -> bool:
+def postgres_available() -> bool:
     try:
         import psycopg
 
@@ -45,7 +45,7 @@ def _benchmarks() -> dict[str, Callable[[], dict[str, Any]]]:
         "fetch": bench_fetch.run,
         "normalize-sqlite": _normalize("sqlite"),
     }
-    if _postgres_available():
+    if postgres_available():
         benches["normalize-postgresql"] = _normalize("postgresql")
     else:
         print("SKIPPED normalize-postgresql: no PostgreSQL server reachable", file=sys.stderr)

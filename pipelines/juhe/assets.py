@@ -16,7 +16,7 @@ from pipelines.juhe.due import count_due, select_due
 from pipelines.juhe.fetcher import FetchProgress
 from pipelines.juhe.reporting import fetch_metadata, normalize_metadata
 from pipelines.juhe.resources import JuheResource
-from pipelines.metadata import table_metadata
+from pipelines.metadata import table_definition_metadata, table_metadata
 from pipelines.normalize import normalize_pending, renormalize
 from pipelines.partitions import shard_partitions, single_run
 from pipelines.resources import DatabaseResource
@@ -126,6 +126,7 @@ def _fetches_in_this_run(context: dg.AssetExecutionContext) -> bool:
             group_name="qualifications",
             kinds={"sql"},
             description=TABLE_DESCRIPTIONS[name],
+            metadata=table_definition_metadata(name),
             code_version="1",
         )
         for name in NORMALIZED_TABLES
