@@ -57,6 +57,8 @@ COLUMN_DOCS: dict[str, dict[str, str]] = {
         "license_count": "Current licences of the company, as kept by the normalizer.",
         "last_response_at": "`fetched_at` of the newest response applied to the licences; older "
         "replays infer no removals.",
+        "normalized_fingerprint": "sha256 fold of the parser version and the applied raw "
+        "responses' hashes; a replay skips the company when it is unchanged.",
         "created_at": "When the row was created.",
         "updated_at": "When the row was last changed.",
     },
