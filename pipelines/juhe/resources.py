@@ -4,7 +4,6 @@ The key comes from `dg.EnvVar("JUHE_API_KEY")`, so run config and the event log 
 variable's name, never its value. Other settings default to the environment (`Settings`).
 """
 
-import math
 from collections.abc import Callable, Sequence
 
 import dagster as dg
@@ -13,7 +12,12 @@ from sqlalchemy.engine import Engine
 
 from pipelines.juhe.client import JuheClient
 from pipelines.juhe.due import DueCompany
-from pipelines.juhe.fetcher import FetchProgress, FetchReport, fetch_companies
+from pipelines.juhe.fetcher import (
+    FetchProgress,
+    FetchReport,
+    default_concurrency,
+    fetch_companies,
+)
 from pipelines.juhe.ratelimit import SharedRateLimiter
 from pipelines.settings import Secret, Settings
 
@@ -38,8 +42,7 @@ class JuheResource(dg.ConfigurableResource):
         return self.qps or self.settings().juhe_qps
 
     def effective_concurrency(self) -> int:
-        # At 300 ms median latency and Q requests/s, about 0.3·Q are in flight; double it for tails.
-        return self.concurrency or max(4, min(64, math.ceil(self.effective_qps() * 0.6) + 2))
+        return self.concurrency or default_concurrency(self.effective_qps())
 
     def fetch(
         self,
