@@ -61,9 +61,13 @@ _STOP_KINDS: dict[type[JuheError], str] = {
 }
 
 
+MAX_CONCURRENCY = 64
+
+
 def default_concurrency(qps: float, median_latency_s: float = 0.3) -> int:
-    """Requests in flight that hide latency: twice Little's law (lognormal tail) plus two."""
-    return max(4, math.ceil(qps * median_latency_s * 2) + 2)
+    """Requests in flight that hide latency: twice Little's law (lognormal tail) plus two,
+    capped so a very high JUHE_QPS does not start hundreds of threads and connections."""
+    return min(MAX_CONCURRENCY, max(4, math.ceil(qps * median_latency_s * 2) + 2))
 
 
 @dataclass(frozen=True)
