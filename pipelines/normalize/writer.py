@@ -161,30 +161,35 @@ def _plan_unmatched(
     engine: Engine, shards: list[int], report: NormalizeReport
 ) -> dict[int, list[tuple[int, int]]]:
     """Like `_plan` for a full replay, without the companies whose stored fingerprint equals
-    the fold of their raw responses' hashes (counted as skipped). Per shard: one query for the
-    stored fingerprints, one streamed query for (company_id, body_sha256) — never a body."""
+    the fold of their raw responses' hashes (counted as skipped). Two queries for all the
+    shards — the companies' stored fingerprints, then (company_id, body_sha256) streamed in
+    fold order — never a body, and one pass over `raw_responses` (a query per shard would
+    scan it once per shard on PostgreSQL)."""
     raw, comp = RawResponse.__table__.c, COMPANIES.c
     plan: dict[int, list[tuple[int, int]]] = {}
-    for shard in shards:
-        with engine.connect() as conn:
-            stored: dict[int, str] = dict(
-                conn.execute(
-                    sa.select(comp.id, comp.normalized_fingerprint).where(
-                        comp.shard == shard, comp.normalized_fingerprint.is_not(None)
-                    )
-                ).tuples().all()
-            )
-            hashes = conn.execution_options(yield_per=20_000).execute(
-                sa.select(raw.company_id, raw.body_sha256)
-                .join(COMPANIES, comp.id == raw.company_id)
-                .where(comp.shard == shard)
-                .order_by(raw.company_id, raw.fetched_at, raw.id)
-            )
-            for company_id, expected, count in fingerprint.fold_sorted(hashes.tuples()):
-                if stored.get(company_id) == expected:
-                    report.companies_skipped += 1
-                else:
-                    plan.setdefault(shard, []).append((company_id, count))
+    with engine.connect() as conn:
+        stored: dict[int, tuple[int, str | None]] = {
+            company_id: (shard, fp)
+            for company_id, shard, fp in conn.execute(
+                sa.select(comp.id, comp.shard, comp.normalized_fingerprint).where(
+                    comp.shard.in_(shards)
+                )
+            ).tuples()
+        }
+        hashes = conn.execution_options(yield_per=20_000).execute(
+            sa.select(raw.company_id, raw.body_sha256)
+            .join(COMPANIES, comp.id == raw.company_id)
+            .where(comp.shard.in_(shards))
+            .order_by(raw.company_id, raw.fetched_at, raw.id)
+        )
+        for company_id, expected, count in fingerprint.fold_sorted(hashes.tuples()):
+            if company_id not in stored:
+                continue  # a company added since the first query: not part of this replay
+            shard, fp = stored[company_id]
+            if fp == expected:
+                report.companies_skipped += 1
+            else:
+                plan.setdefault(shard, []).append((company_id, count))
     return plan
 
 
