@@ -41,15 +41,36 @@ from pipelines.shards import shard_of
 ROOT = Path(__file__).resolve().parents[1]
 TABLES = ("licenses", "license_names", "license_versions", "license_changes")
 BATCH = 5000
-CATEGORIES = ("建筑业企业资质", "工程设计资质", "建筑-勘察资质", "工程监理资质",
-              "工程造价咨询企业资质")
-WORKS = ("建筑工程", "市政公用工程", "水利水电工程", "公路工程", "机电工程", "电力工程",
-         "钢结构工程", "地基基础工程", "建筑装修装饰工程", "环保工程", "消防设施工程",
-         "城市及道路照明工程")
+CATEGORIES = (
+    "建筑业企业资质",
+    "工程设计资质",
+    "建筑-勘察资质",
+    "工程监理资质",
+    "工程造价咨询企业资质",
+)
+WORKS = (
+    "建筑工程",
+    "市政公用工程",
+    "水利水电工程",
+    "公路工程",
+    "机电工程",
+    "电力工程",
+    "钢结构工程",
+    "地基基础工程",
+    "建筑装修装饰工程",
+    "环保工程",
+    "消防设施工程",
+    "城市及道路照明工程",
+)
 KINDS = ("施工总承包", "专业承包", "设计", "勘察专业")
 GRADES = ("特级", "一级", "二级", "三级", "甲级", "乙级", "丙级", "不分等级", "壹级", "甲（Ⅰ）级")
-ORGS = ("河南省住房和城乡建设厅", "中华人民共和国住房和城乡建设部", "广东省住房和城乡建设厅",
-        "郑州市城乡建设局", "上海市住房和城乡建设管理委员会")
+ORGS = (
+    "河南省住房和城乡建设厅",
+    "中华人民共和国住房和城乡建设部",
+    "广东省住房和城乡建设厅",
+    "郑州市城乡建设局",
+    "上海市住房和城乡建设管理委员会",
+)
 MEASURE = """
 import json, resource, sys, time
 from pipelines.db import get_engine
@@ -84,10 +105,12 @@ def _date(rng: random.Random, year: int) -> str:
 
 def _item(rng: random.Random, serial: int, company: int) -> dict[str, Any]:
     category = CATEGORIES[serial % len(CATEGORIES)]
-    names = list(dict.fromkeys(
-        f"{rng.choice(WORKS)}{rng.choice(KINDS)}{rng.choice(GRADES)}"
-        for _ in range(rng.choice((1, 2, 2, 3)))
-    ))
+    names = list(
+        dict.fromkeys(
+            f"{rng.choice(WORKS)}{rng.choice(KINDS)}{rng.choice(GRADES)}"
+            for _ in range(rng.choice((1, 2, 2, 3)))
+        )
+    )
     start = rng.randint(2015, 2024)
     created = f"{start - 1}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
     return {
@@ -112,8 +135,12 @@ def response_body(company: int, seed: int = 7) -> str:
     count = rng.choice((2, 3, 4, 5, 5, 6, 7, 8))
     items = [_item(rng, serial, company) for serial in range(count)]
     return json.dumps(
-        {"result": {"total": count, "items": items}, "reason": "success",
-         "sign": hashlib.md5(str(company).encode()).hexdigest(), "error_code": 0},
+        {
+            "result": {"total": count, "items": items},
+            "reason": "success",
+            "sign": hashlib.md5(str(company).encode()).hexdigest(),
+            "error_code": 0,
+        },
         ensure_ascii=False,
     )
 
@@ -123,8 +150,15 @@ def _company_rows(n: int) -> Iterator[list[dict[str, Any]]]:
         batch = []
         for i in range(start, min(n, start + BATCH)):
             name = f"测试建设工程第{i}有限公司"
-            batch.append({"id": i + 1, "name": name, "match_key": name, "query": name,
-                          "shard": shard_of(name)})
+            batch.append(
+                {
+                    "id": i + 1,
+                    "name": name,
+                    "match_key": name,
+                    "query": name,
+                    "shard": shard_of(name),
+                }
+            )
         yield batch
 
 
@@ -138,10 +172,17 @@ def land(url: str, n: int) -> None:
             raws = []
             for row in batch:
                 body = response_body(row["id"])
-                raws.append({"company_id": row["id"], "query": row["query"],
-                             "fetched_at": fetched, "http_status": 200,
-                             "error_code": 260204 if row["id"] % 20 == 13 else 0, "body": body,
-                             "body_sha256": hashlib.sha256(body.encode()).hexdigest()})
+                raws.append(
+                    {
+                        "company_id": row["id"],
+                        "query": row["query"],
+                        "fetched_at": fetched,
+                        "http_status": 200,
+                        "error_code": 260204 if row["id"] % 20 == 13 else 0,
+                        "body": body,
+                        "body_sha256": hashlib.sha256(body.encode()).hexdigest(),
+                    }
+                )
             conn.execute(sa.insert(RawResponse), raws)
     engine.dispose()
 
@@ -163,7 +204,10 @@ def _fresh(backend: str, workdir: Path, name: str) -> tuple[str, Callable[[], No
 
 def _measure(url: str, mode: str) -> dict[str, Any]:
     done = subprocess.run(
-        [sys.executable, "-c", MEASURE, url, mode], cwd=ROOT, capture_output=True, text=True,
+        [sys.executable, "-c", MEASURE, url, mode],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
         check=True,
     )
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -270,5 +314,12 @@ def run(backend: str, n_companies: int = 100_000) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    print(json.dumps(run(sys.argv[1] if len(sys.argv) > 1 else "sqlite",
-                         int(sys.argv[2]) if len(sys.argv) > 2 else 100_000), indent=2))
+    print(
+        json.dumps(
+            run(
+                sys.argv[1] if len(sys.argv) > 1 else "sqlite",
+                int(sys.argv[2]) if len(sys.argv) > 2 else 100_000,
+            ),
+            indent=2,
+        )
+    )

@@ -33,9 +33,7 @@ def begin_locked(conn: Connection, shard: int) -> None:
     before the chunk reads its state, so no other writer can slip in between read and write.
     """
     if is_postgres(conn):
-        conn.execute(
-            sa.select(sa.func.pg_advisory_xact_lock(LOCK_NAMESPACE, shard))
-        )
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(LOCK_NAMESPACE, shard)))
     else:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
@@ -46,9 +44,7 @@ def allocate_ids(conn: Connection, table: sa.Table, count: int) -> list[int]:
         return []
     if is_postgres(conn):
         sequence = sa.func.pg_get_serial_sequence(table.name, "id")
-        query = sa.select(sa.func.nextval(sequence)).select_from(
-            sa.func.generate_series(1, count)
-        )
+        query = sa.select(sa.func.nextval(sequence)).select_from(sa.func.generate_series(1, count))
         return list(conn.execute(query).scalars())
     start = conn.execute(sa.select(sa.func.coalesce(sa.func.max(table.c.id), 0))).scalar_one()
     return list(range(start + 1, start + 1 + count))
@@ -155,14 +151,17 @@ def update_rows(
     compiled = statement.compile(dialect=conn.dialect)
     names = [*keys, *columns]
     order = [params.index(p) for p in compiled.positiontup or []]
-    _run_many(conn, str(compiled), table, [names[i] for i in order],
-              [[row[i] for i in order] for row in rows])
+    _run_many(
+        conn,
+        str(compiled),
+        table,
+        [names[i] for i in order],
+        [[row[i] for i in order] for row in rows],
+    )
     return len(rows)
 
 
-def delete_where_in(
-    conn: Connection, table: sa.Table, column: str, values: Sequence[Any]
-) -> int:
+def delete_where_in(conn: Connection, table: sa.Table, column: str, values: Sequence[Any]) -> int:
     """DELETE rows whose column is in values (bound, in slices the drivers accept)."""
     deleted = 0
     for start in range(0, len(values), 5000):

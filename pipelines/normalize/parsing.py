@@ -357,16 +357,42 @@ def parse_item(item: Any, issues: ParseIssues) -> LicenseRecord | None:
     created, created_iso, created_bad = _time_of(get("created_time"))
     updated, updated_iso, updated_bad = _time_of(get("updated_time"))
     if start.unparseable or end.unparseable or created_bad or updated_bad:
-        for name, bad in (("validity_start", start.unparseable), ("validity_end", end.unparseable),
-                          ("created_time", created_bad), ("updated_time", updated_bad)):
+        for name, bad in (
+            ("validity_start", start.unparseable),
+            ("validity_end", end.unparseable),
+            ("created_time", created_bad),
+            ("updated_time", updated_bad),
+        ):
             if bad:
                 issues.unparseable[name] += 1
     issue_org, lic_scope, url = _text(get("issue_org")), _text(get("lic_scope")), _text(get("url"))
-    canonical = (category, lic_no, names, issue_org, lic_scope, url, start.iso, end.iso,
-                 end.open_ended, created_iso, updated_iso)
+    canonical = (
+        category,
+        lic_no,
+        names,
+        issue_org,
+        lic_scope,
+        url,
+        start.iso,
+        end.iso,
+        end.open_ended,
+        created_iso,
+        updated_iso,
+    )
     return LicenseRecord(
-        category, lic_no, names, issue_org, lic_scope, url, start.value, end.value,
-        end.open_ended, created, updated, content_hash(canonical), canonical,
+        category,
+        lic_no,
+        names,
+        issue_org,
+        lic_scope,
+        url,
+        start.value,
+        end.value,
+        end.open_ended,
+        created,
+        updated,
+        content_hash(canonical),
+        canonical,
     )
 
 
@@ -438,8 +464,9 @@ def parse_response(body: str | bytes) -> ParsedResponse:
     raw_items = result["items"]
     items = [r for r in (parse_item(i, issues) for i in raw_items) if r is not None]
     total = _total(result.get("total"))
-    return ParsedResponse(_status(result.get("total"), total, len(raw_items), issues), items,
-                          issues, total)
+    return ParsedResponse(
+        _status(result.get("total"), total, len(raw_items), issues), items, issues, total
+    )
 
 
 def _status(raw_total: Any, total: int | None, count: int, issues: ParseIssues) -> ResponseStatus:

@@ -42,15 +42,20 @@ class NormalizeReport:
     @property
     def rows(self) -> dict[str, dict[str, int]]:
         """{table: {"inserted"|"updated"|"deleted": rows}} for the tables this run wrote."""
-        verbs = {"inserted": self.rows_inserted, "updated": self.rows_updated,
-                 "deleted": self.rows_deleted}
+        verbs = {
+            "inserted": self.rows_inserted,
+            "updated": self.rows_updated,
+            "deleted": self.rows_deleted,
+        }
         tables = sorted({t for counts in verbs.values() for t, n in counts.items() if n})
         return {t: {verb: counts[t] for verb, counts in verbs.items() if counts[t]} for t in tables}
 
     @property
     def rows_written(self) -> int:
-        return sum(self.rows_inserted.values()) + sum(self.rows_updated.values()) + sum(
-            self.rows_deleted.values()
+        return (
+            sum(self.rows_inserted.values())
+            + sum(self.rows_updated.values())
+            + sum(self.rows_deleted.values())
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -58,7 +63,8 @@ class NormalizeReport:
         data: dict[str, Any] = {}
         for item in fields(self):
             value = getattr(self, item.name)
-            data[item.name] = {k: n for k, n in value.items() if n} if isinstance(
-                value, Counter) else value
+            data[item.name] = (
+                {k: n for k, n in value.items() if n} if isinstance(value, Counter) else value
+            )
         data["rows_written"] = self.rows_written
         return data

@@ -75,8 +75,15 @@ def load_stored(conn: Connection, company_ids: Sequence[int]) -> dict[int, Store
             companies[row.id] = StoredCompany(row.last_response_at, row.license_count)
         licences = conn.execute(
             sa.select(
-                lic.id, lic.company_id, lic.category, lic.lic_no, lic.content_hash,
-                lic.source_updated_time, lic.first_seen_at, lic.last_seen_at, lic.removed_at,
+                lic.id,
+                lic.company_id,
+                lic.category,
+                lic.lic_no,
+                lic.content_hash,
+                lic.source_updated_time,
+                lic.first_seen_at,
+                lic.last_seen_at,
+                lic.removed_at,
             ).where(lic.company_id.in_(part))
         )
         for licence in licences:
@@ -123,7 +130,10 @@ def _load_history(conn: Connection, licences: Mapping[int, LicenseState]) -> Non
             if row.valid_to is None:
                 continue  # the open version: already `lic.current`
             lic.versions[row.valid_from] = Version(
-                row.valid_from, row.content_hash, row.valid_to, persisted=True,
+                row.valid_from,
+                row.content_hash,
+                row.valid_to,
+                persisted=True,
                 stored_valid_to=row.valid_to,
             )
     for lic in licences.values():
@@ -152,12 +162,14 @@ def load_chunk_state(
     companies = {
         company_id: _company_state(company_id, stored[company_id])
         for company_id, own in by_company.items()
-        if not is_no_op(stored[company_id].last_response_at, stored[company_id].license_count,
-                        stored[company_id].licences, own)
+        if not is_no_op(
+            stored[company_id].last_response_at,
+            stored[company_id].license_count,
+            stored[company_id].licences,
+            own,
+        )
     }
-    content, history = _needs(
-        companies, (r for r in responses if r.company_id in companies)
-    )
+    content, history = _needs(companies, (r for r in responses if r.company_id in companies))
     _load_content(conn, content)
     _load_history(conn, history)
     return companies

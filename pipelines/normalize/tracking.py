@@ -310,8 +310,10 @@ def is_no_op(
                 or (changes_presence and lic.removed_at is not None)
             ):
                 return False
-        if changes_presence and parsed.lists_every_licence and (
-            {record.key for record in parsed.items} != current
+        if (
+            changes_presence
+            and parsed.lists_every_licence
+            and ({record.key for record in parsed.items} != current)
         ):
             return False
     return True

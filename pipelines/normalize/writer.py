@@ -46,19 +46,46 @@ VERSIONS = cast(sa.Table, LicenseVersion.__table__)
 CHANGES = cast(sa.Table, LicenseChange.__table__)
 
 LICENSE_CONTENT_COLUMNS = (
-    "issue_org", "lic_scope", "url", "validity_start", "validity_end", "validity_open_ended",
-    "source_created_time", "source_updated_time", "content_hash",
+    "issue_org",
+    "lic_scope",
+    "url",
+    "validity_start",
+    "validity_end",
+    "validity_open_ended",
+    "source_created_time",
+    "source_updated_time",
+    "content_hash",
 )
 LICENSE_PRESENCE_COLUMNS = ("first_seen_at", "last_seen_at", "removed_at")
 LICENSE_COLUMNS = (
-    "id", "company_id", "category", "lic_no", *LICENSE_CONTENT_COLUMNS, *LICENSE_PRESENCE_COLUMNS
+    "id",
+    "company_id",
+    "category",
+    "lic_no",
+    *LICENSE_CONTENT_COLUMNS,
+    *LICENSE_PRESENCE_COLUMNS,
 )
 NAME_COLUMNS = ("license_id", "name", "position", "grade")
-VERSION_COLUMNS = ("license_id", "valid_from", "valid_to", "content_hash", "content", "loaded_at",
-                   "run_id")
+VERSION_COLUMNS = (
+    "license_id",
+    "valid_from",
+    "valid_to",
+    "content_hash",
+    "content",
+    "loaded_at",
+    "run_id",
+)
 CHANGE_COLUMNS = (
-    "license_id", "company_id", "change_type", "changed_fields", "old_values", "new_values",
-    "source_updated_time", "detected_at", "run_id", "raw_response_id",
+    "license_id",
+    "company_id",
+    "change_type",
+    "changed_fields",
+    "old_values",
+    "new_values",
+    "source_updated_time",
+    "detected_at",
+    "run_id",
+    "raw_response_id",
 )
 
 
@@ -221,8 +248,14 @@ def _read_responses(
         else raw.body
     )
     query = (
-        sa.select(raw.id, raw.company_id, raw.fetched_at, raw.body_sha256, raw.normalized_at,
-                  body.label("body"))
+        sa.select(
+            raw.id,
+            raw.company_id,
+            raw.fetched_at,
+            raw.body_sha256,
+            raw.normalized_at,
+            body.label("body"),
+        )
         .where(raw.company_id.in_(company_ids))
         .order_by(raw.company_id, raw.fetched_at, raw.id)
     )
@@ -251,9 +284,9 @@ def _stale_fingerprints(conn: Connection, fingerprints: dict[int, str]) -> set[i
     for start in range(0, len(ids), 5000):
         part = ids[start : start + 5000]
         stored.update(
-            conn.execute(
-                sa.select(comp.id, comp.normalized_fingerprint).where(comp.id.in_(part))
-            ).tuples().all()
+            conn.execute(sa.select(comp.id, comp.normalized_fingerprint).where(comp.id.in_(part)))
+            .tuples()
+            .all()
         )
     return {cid for cid, fp in fingerprints.items() if stored.get(cid) != fp}
 
@@ -274,8 +307,7 @@ def _normalize_chunk(
         if response.company_id in companies:
             apply_response(companies[response.company_id], response, log)
     _write(conn, companies, log, run_id, report)
-    _write_companies(conn, companies, fingerprints, _stale_fingerprints(conn, fingerprints),
-                     report)
+    _write_companies(conn, companies, fingerprints, _stale_fingerprints(conn, fingerprints), report)
     _mark_normalized(conn, pending, report)
     report.anomalies.extend(log.anomalies)
     report.changes.update(change.change_type for change in log.changes)
@@ -300,9 +332,20 @@ def _license_row(lic: LicenseState) -> tuple[Any, ...]:
     rec = lic.record
     assert rec is not None
     return (
-        lic.id, lic.company_id, rec.category, rec.lic_no, rec.issue_org, rec.lic_scope, rec.url,
-        rec.validity_start, rec.validity_end, rec.open_ended, rec.created_time, rec.updated_time,
-        rec.content_hash, *lic.presence,
+        lic.id,
+        lic.company_id,
+        rec.category,
+        rec.lic_no,
+        rec.issue_org,
+        rec.lic_scope,
+        rec.url,
+        rec.validity_start,
+        rec.validity_end,
+        rec.open_ended,
+        rec.created_time,
+        rec.updated_time,
+        rec.content_hash,
+        *lic.presence,
     )
 
 
@@ -329,11 +372,17 @@ def _write_licenses(
     with_content = [lic for lic in stored if lic.record is not None]
     presence_only = [lic for lic in stored if lic.record is None]
     report.rows_updated["licenses"] += bulk.update_rows(
-        conn, table, ["id"], LICENSE_CONTENT_COLUMNS + LICENSE_PRESENCE_COLUMNS,
+        conn,
+        table,
+        ["id"],
+        LICENSE_CONTENT_COLUMNS + LICENSE_PRESENCE_COLUMNS,
         [(row[0], *row[4:]) for row in map(_license_row, with_content)],
     )
     report.rows_updated["licenses"] += bulk.update_rows(
-        conn, table, ["id"], LICENSE_PRESENCE_COLUMNS,
+        conn,
+        table,
+        ["id"],
+        LICENSE_PRESENCE_COLUMNS,
         [(lic.id, *lic.presence) for lic in presence_only],
     )
     report.rows_deleted["license_names"] += bulk.delete_where_in(
@@ -354,8 +403,17 @@ def _write_versions(
         for version in lic.versions.values():
             if not version.persisted:
                 content = version.record.content_json() if version.record else None
-                inserts.append((lic.id, version.valid_from, version.valid_to,
-                                version.content_hash, content, loaded_at, run_id))
+                inserts.append(
+                    (
+                        lic.id,
+                        version.valid_from,
+                        version.valid_to,
+                        version.content_hash,
+                        content,
+                        loaded_at,
+                        run_id,
+                    )
+                )
             elif version.valid_to != version.stored_valid_to:
                 closes.append((lic.id, version.valid_from, version.valid_to))
     report.rows_updated["license_versions"] += bulk.update_rows(
@@ -382,14 +440,21 @@ def _write_changes(
     conn: Connection, log: TrackingLog, run_id: str, report: NormalizeReport
 ) -> None:
     rows = [
-        (c.license.id, c.license.company_id, c.change_type, _json(c.changed_fields),
-         _json(c.old_values), _new_values_json(c), c.source_updated_time, c.detected_at, run_id,
-         c.raw_response_id)
+        (
+            c.license.id,
+            c.license.company_id,
+            c.change_type,
+            _json(c.changed_fields),
+            _json(c.old_values),
+            _new_values_json(c),
+            c.source_updated_time,
+            c.detected_at,
+            run_id,
+            c.raw_response_id,
+        )
         for c in log.changes
     ]
-    report.rows_inserted["license_changes"] += bulk.insert_rows(
-        conn, CHANGES, CHANGE_COLUMNS, rows
-    )
+    report.rows_inserted["license_changes"] += bulk.insert_rows(conn, CHANGES, CHANGE_COLUMNS, rows)
 
 
 def _write_companies(
@@ -408,12 +473,18 @@ def _write_companies(
         if c.refresh_count()
     ]
     report.rows_updated["companies"] += bulk.update_rows(
-        conn, COMPANIES, ["id"],
-        ["last_response_at", "license_count", "normalized_fingerprint", "updated_at"], rows,
+        conn,
+        COMPANIES,
+        ["id"],
+        ["last_response_at", "license_count", "normalized_fingerprint", "updated_at"],
+        rows,
     )
     written = {row[0] for row in rows}
     report.rows_updated["companies"] += bulk.update_rows(
-        conn, COMPANIES, ["id"], ["normalized_fingerprint", "updated_at"],
+        conn,
+        COMPANIES,
+        ["id"],
+        ["normalized_fingerprint", "updated_at"],
         [(cid, fingerprints[cid], now) for cid in sorted(stale - written)],
     )
 
@@ -425,9 +496,7 @@ def _write(
     run_id: str,
     report: NormalizeReport,
 ) -> None:
-    touched = [
-        lic for c in companies.values() for lic in c.licenses.values() if lic.needs_write
-    ]
+    touched = [lic for c in companies.values() for lic in c.licenses.values() if lic.needs_write]
     _write_licenses(conn, touched, report)
     _write_versions(conn, touched, run_id, report)
     _write_changes(conn, log, run_id, report)

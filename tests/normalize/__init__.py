@@ -48,8 +48,13 @@ def item(lic_no: str = "D241000001", updated: str = "2025-01-01 10:00:00", **fie
     return {k: v for k, v in base.items() if v is not ...}
 
 
-def body(items: list[dict] | None = None, *, total: int | str | None = "auto",
-         error_code: int | str = 0, **extra: Any) -> dict:
+def body(
+    items: list[dict] | None = None,
+    *,
+    total: int | str | None = "auto",
+    error_code: int | str = 0,
+    **extra: Any,
+) -> dict:
     if error_code == 260204:
         return {"reason": "查询无结果", "result": None, "error_code": 260204, **extra}
     items = items or []
@@ -58,24 +63,35 @@ def body(items: list[dict] | None = None, *, total: int | str | None = "auto",
         result["total"] = len(items)
     elif total is not None:
         result["total"] = total
-    return {"reason": "success", "result": result, "sign": "0" * 32, "error_code": error_code,
-            **extra}
+    return {
+        "reason": "success",
+        "result": result,
+        "sign": "0" * 32,
+        "error_code": error_code,
+        **extra,
+    }
 
 
 def raw_row(company_id: int, payload: dict | str, fetched_at: dt.datetime) -> dict[str, Any]:
     text = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)
     code = payload.get("error_code") if isinstance(payload, dict) else None
     return {
-        "company_id": company_id, "query": "q", "fetched_at": fetched_at, "http_status": 200,
-        "error_code": int(code) if code is not None else None, "body": text,
-        "body_sha256": hashlib.sha256(text.encode()).hexdigest(), "run_id": "test",
+        "company_id": company_id,
+        "query": "q",
+        "fetched_at": fetched_at,
+        "http_status": 200,
+        "error_code": int(code) if code is not None else None,
+        "body": text,
+        "body_sha256": hashlib.sha256(text.encode()).hexdigest(),
+        "run_id": "test",
     }
 
 
 def add_raw(engine: Engine, company_id: int, payload: dict | str, fetched_at: dt.datetime) -> int:
     with engine.begin() as conn:
         return conn.execute(
-            sa.insert(RawResponse).values(raw_row(company_id, payload, fetched_at))
+            sa.insert(RawResponse)
+            .values(raw_row(company_id, payload, fetched_at))
             .returning(RawResponse.id)
         ).scalar_one()
 
@@ -98,27 +114,42 @@ def digest(engine: Engine) -> dict[str, list[tuple]]:
     joined = sa.join(License, Company, lic.company_id == comp.id)
     queries = {
         "companies": sa.select(comp.match_key, comp.last_response_at, comp.license_count),
-        "licenses": sa.select(*key, *[c for c in lic if c.name not in ("id", "company_id",
-                                                                       "category", "lic_no")])
-        .select_from(joined),
-        "license_names": sa.select(*key, LicenseName.name, LicenseName.position, LicenseName.grade)
-        .select_from(joined.join(LicenseName, LicenseName.license_id == lic.id)),
-        "license_versions": sa.select(*key, LicenseVersion.valid_from, LicenseVersion.valid_to,
-                                      LicenseVersion.content_hash, LicenseVersion.content)
-        .select_from(joined.join(LicenseVersion, LicenseVersion.license_id == lic.id)),
+        "licenses": sa.select(
+            *key, *[c for c in lic if c.name not in ("id", "company_id", "category", "lic_no")]
+        ).select_from(joined),
+        "license_names": sa.select(
+            *key, LicenseName.name, LicenseName.position, LicenseName.grade
+        ).select_from(joined.join(LicenseName, LicenseName.license_id == lic.id)),
+        "license_versions": sa.select(
+            *key,
+            LicenseVersion.valid_from,
+            LicenseVersion.valid_to,
+            LicenseVersion.content_hash,
+            LicenseVersion.content,
+        ).select_from(joined.join(LicenseVersion, LicenseVersion.license_id == lic.id)),
         "license_changes": sa.select(
-            *key, LicenseChange.change_type, LicenseChange.changed_fields,
-            LicenseChange.old_values, LicenseChange.new_values,
-            LicenseChange.source_updated_time, LicenseChange.detected_at,
+            *key,
+            LicenseChange.change_type,
+            LicenseChange.changed_fields,
+            LicenseChange.old_values,
+            LicenseChange.new_values,
+            LicenseChange.source_updated_time,
+            LicenseChange.detected_at,
             LicenseChange.raw_response_id,
         ).select_from(joined.join(LicenseChange, LicenseChange.license_id == lic.id)),
     }
     out = {}
     with engine.connect() as conn:
         for name, query in queries.items():
-            rows = [tuple(json.dumps(v, sort_keys=True, ensure_ascii=False)
-                          if isinstance(v, dict | list) else _iso(v) for v in row)
-                    for row in conn.execute(query)]
+            rows = [
+                tuple(
+                    json.dumps(v, sort_keys=True, ensure_ascii=False)
+                    if isinstance(v, dict | list)
+                    else _iso(v)
+                    for v in row
+                )
+                for row in conn.execute(query)
+            ]
             out[name] = sorted(rows, key=repr)
     return out
 
@@ -127,10 +158,16 @@ def changes(engine: Engine, lic_no: str | None = None) -> list[dict[str, Any]]:
     """The change log in insertion order (optionally of one lic_no)."""
     lic = License.__table__.c
     query = (
-        sa.select(lic.lic_no, LicenseChange.change_type, LicenseChange.changed_fields,
-                  LicenseChange.old_values, LicenseChange.new_values,
-                  LicenseChange.source_updated_time, LicenseChange.detected_at,
-                  LicenseChange.raw_response_id)
+        sa.select(
+            lic.lic_no,
+            LicenseChange.change_type,
+            LicenseChange.changed_fields,
+            LicenseChange.old_values,
+            LicenseChange.new_values,
+            LicenseChange.source_updated_time,
+            LicenseChange.detected_at,
+            LicenseChange.raw_response_id,
+        )
         .join(License, License.id == LicenseChange.license_id)
         .order_by(LicenseChange.id)
     )

@@ -28,10 +28,15 @@ def expected(engine: Engine, company_id: int) -> str:
     over the company's raw responses in (fetched_at, id) order."""
     raw = RawResponse.__table__.c
     with engine.connect() as conn:
-        hashes = conn.execute(
-            sa.select(raw.body_sha256).where(raw.company_id == company_id)
-            .order_by(raw.fetched_at, raw.id)
-        ).scalars().all()
+        hashes = (
+            conn.execute(
+                sa.select(raw.body_sha256)
+                .where(raw.company_id == company_id)
+                .order_by(raw.fetched_at, raw.id)
+            )
+            .scalars()
+            .all()
+        )
     fp = hashlib.sha256(fingerprint.PARSER_VERSION.encode()).hexdigest()
     for body_sha256 in hashes:
         fp = hashlib.sha256((fp + body_sha256).encode()).hexdigest()

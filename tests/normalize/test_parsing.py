@@ -61,8 +61,9 @@ def test_open_ended_validity(word: str) -> None:
     assert (parsed.value, parsed.open_ended, parsed.unparseable) == (None, True, False)
 
 
-@pytest.mark.parametrize("raw", ["2021-13-01", "2021-02-30", "明年", "31/12/2021", "2021.12.31",
-                                 "12345", True, 1.5])
+@pytest.mark.parametrize(
+    "raw", ["2021-13-01", "2021-02-30", "明年", "31/12/2021", "2021.12.31", "12345", True, 1.5]
+)
 def test_garbage_dates_are_null_and_flagged(raw: object) -> None:
     parsed = parse_validity(raw)
     assert (parsed.value, parsed.open_ended, parsed.unparseable) == (None, False, True)
@@ -221,8 +222,12 @@ def test_drift_missing_fields_and_unparseable_values_are_counted_not_fatal() -> 
     parsed = parse_response(json.dumps(payload, ensure_ascii=False))
     assert [r.lic_no for r in parsed.items] == ["A", "B"]
     issues = parsed.issues
-    assert dict(issues.drift) == {"extra_top": 1, "result.page": 1, "items[].new_field": 2,
-                                  "items[].another": 1}
+    assert dict(issues.drift) == {
+        "extra_top": 1,
+        "result.page": 1,
+        "items[].new_field": 2,
+        "items[].another": 1,
+    }
     assert issues.missing_required == 2
     assert dict(issues.unparseable) == {"validity_end": 1, "updated_time": 1}
     assert parsed.items[1].updated_time is None

@@ -41,8 +41,11 @@ def land_days(engine: Engine, size: int, days: int) -> int:
             ).scalar_one()
             for c in dataset.companies
         }
-    rows = [raw_row(ids[c.name], dataset.response(c.name, n), day(n))
-            for n in range(days) for c in dataset.companies]
+    rows = [
+        raw_row(ids[c.name], dataset.response(c.name, n), day(n))
+        for n in range(days)
+        for c in dataset.companies
+    ]
     add_raws(engine, rows)
     return len(rows)
 
@@ -56,7 +59,8 @@ def normalized(engine: Engine) -> int:
 
 def spawn(url: str, run_id: str, chunk_size: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-c", RUN, url, run_id, str(chunk_size)], cwd=ROOT,
+        [sys.executable, "-c", RUN, url, run_id, str(chunk_size)],
+        cwd=ROOT,
         stderr=subprocess.PIPE,
     )
 
@@ -95,15 +99,21 @@ def test_a_rebuild_of_some_shards_leaves_the_others_alone(engine: Engine) -> Non
     before = digest(engine)
     with engine.connect() as conn:
         other = conn.execute(
-            sa.select(sa.func.count()).select_from(LicenseChange)
-            .join(Company, Company.id == LicenseChange.company_id).where(Company.shard != 0)
+            sa.select(sa.func.count())
+            .select_from(LicenseChange)
+            .join(Company, Company.id == LicenseChange.company_id)
+            .where(Company.shard != 0)
         ).scalar_one()
     renormalize(engine, shards=[0], run_id="rebuild-0", rebuild=True)
     assert digest(engine) == before
     with engine.connect() as conn:
-        runs = conn.execute(
-            sa.select(LicenseChange.run_id, sa.func.count()).group_by(LicenseChange.run_id)
-        ).tuples().all()
+        runs = (
+            conn.execute(
+                sa.select(LicenseChange.run_id, sa.func.count()).group_by(LicenseChange.run_id)
+            )
+            .tuples()
+            .all()
+        )
     assert dict(runs)["first"] == other
 
 
@@ -137,9 +147,13 @@ def test_two_overlapping_runs_leave_no_duplicate_and_lose_no_change(
     assert normalized(engine) == total
     overlapped = digest(engine)
     with engine.connect() as conn:
-        by_run = dict(conn.execute(
-            sa.select(LicenseChange.run_id, sa.func.count()).group_by(LicenseChange.run_id)
-        ).tuples().all())
+        by_run = dict(
+            conn.execute(
+                sa.select(LicenseChange.run_id, sa.func.count()).group_by(LicenseChange.run_id)
+            )
+            .tuples()
+            .all()
+        )
         keys = conn.execute(sa.select(sa.func.count(sa.distinct(License.id)))).scalar_one()
     assert sum(by_run.values()) > 0 and keys > 0
     renormalize(engine, shards=None, run_id="single", rebuild=True)

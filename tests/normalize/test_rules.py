@@ -50,10 +50,13 @@ def test_first_load_adds_every_licence_with_names_grades_and_one_open_version(
     added = changes(engine, "A")[0]
     assert added["detected_at"] == day(0) and added["source_updated_time"] == at(T1)
     assert added["new_values"]["lic_name"] == [
-        "建筑工程施工总承包二级", "市政公用工程施工总承包三级"
+        "建筑工程施工总承包二级",
+        "市政公用工程施工总承包三级",
     ]
-    assert names(engine, "A") == [("建筑工程施工总承包二级", 0, "二级"),
-                                  ("市政公用工程施工总承包三级", 1, "三级")]
+    assert names(engine, "A") == [
+        ("建筑工程施工总承包二级", 0, "二级"),
+        ("市政公用工程施工总承包三级", 1, "三级"),
+    ]
     assert names(engine, "B") == [("施工劳务不分等级", 0, "不分等级")]
     assert versions_of(engine, "A") == [(at(T1), None, at(T1).isoformat())]
     row = licence(engine, "A")
@@ -66,23 +69,34 @@ def test_newer_updated_time_updates_with_changed_fields_and_old_new_values(
     engine: Engine, company: int
 ) -> None:
     load(engine, company, 0, item("A", T1, lic_name=["甲级一", "乙级二"]))
-    report = load(engine, company, 1, item("A", T2, lic_name=["乙级二", "丙级三"],
-                                           validity_end="长期"))
+    report = load(
+        engine, company, 1, item("A", T2, lic_name=["乙级二", "丙级三"], validity_end="长期")
+    )
     assert report.changes == {"updated": 1}
     (change,) = changes(engine, "A")[1:]
     assert change["change_type"] == "updated"
     assert change["changed_fields"] == ["lic_name", "validity_end", "open_ended", "updated_time"]
-    assert change["old_values"] == {"lic_name": ["甲级一", "乙级二"], "validity_end": "2026-01-04",
-                                    "open_ended": False, "updated_time": at(T1).isoformat()}
-    assert change["new_values"] == {"lic_name": ["乙级二", "丙级三"], "validity_end": None,
-                                    "open_ended": True, "updated_time": at(T2).isoformat()}
+    assert change["old_values"] == {
+        "lic_name": ["甲级一", "乙级二"],
+        "validity_end": "2026-01-04",
+        "open_ended": False,
+        "updated_time": at(T1).isoformat(),
+    }
+    assert change["new_values"] == {
+        "lic_name": ["乙级二", "丙级三"],
+        "validity_end": None,
+        "open_ended": True,
+        "updated_time": at(T2).isoformat(),
+    }
     assert change["source_updated_time"] == at(T2) and change["detected_at"] == day(1)
     assert names(engine, "A") == [("乙级二", 0, "乙级"), ("丙级三", 1, "丙级")]
     row = licence(engine, "A")
     assert row["validity_open_ended"] is True and row["validity_end"] is None
     assert row["source_updated_time"] == at(T2) and row["last_seen_at"] == day(1)
-    assert versions_of(engine, "A") == [(at(T1), at(T2), at(T1).isoformat()),
-                                        (at(T2), None, at(T2).isoformat())]
+    assert versions_of(engine, "A") == [
+        (at(T1), at(T2), at(T1).isoformat()),
+        (at(T2), None, at(T2).isoformat()),
+    ]
 
 
 def test_a_pure_reorder_of_lic_name_is_not_a_change(engine: Engine, company: int) -> None:
@@ -103,8 +117,10 @@ def test_equal_or_older_updated_time_never_overwrites(engine: Engine, company: i
     assert licence(engine, "A")["lic_scope"] == "现行范围"
     assert licence(engine, "A")["source_updated_time"] == at(T2)
     # The older version went into history, closed where the current one begins.
-    assert versions_of(engine, "A") == [(at(T1), at(T2), at(T1).isoformat()),
-                                        (at(T2), None, at(T2).isoformat())]
+    assert versions_of(engine, "A") == [
+        (at(T1), at(T2), at(T1).isoformat()),
+        (at(T2), None, at(T2).isoformat()),
+    ]
 
 
 def test_an_older_version_between_two_known_ones_is_closed_at_the_next(
@@ -113,9 +129,11 @@ def test_an_older_version_between_two_known_ones_is_closed_at_the_next(
     load(engine, company, 0, item("A", T1, lic_scope="一"))
     load(engine, company, 1, item("A", T3, lic_scope="三"))
     load(engine, company, 2, item("A", T2, lic_scope="二"))
-    assert versions_of(engine, "A") == [(at(T1), at(T2), at(T1).isoformat()),
-                                        (at(T2), at(T3), at(T2).isoformat()),
-                                        (at(T3), None, at(T3).isoformat())]
+    assert versions_of(engine, "A") == [
+        (at(T1), at(T2), at(T1).isoformat()),
+        (at(T2), at(T3), at(T2).isoformat()),
+        (at(T3), None, at(T3).isoformat()),
+    ]
     assert licence(engine, "A")["lic_scope"] == "三"
     assert kinds(engine, "A") == ["added", "updated"]
 
@@ -125,18 +143,22 @@ def test_same_updated_time_with_other_content_is_an_anomaly_not_a_change(
 ) -> None:
     load(engine, company, 0, item("A", T1, lic_scope="原范围"))
     report = load(engine, company, 1, item("A", T1, lic_scope="改过的范围"))
-    assert report.anomalies == [{"company_id": company, "category": "建筑业企业资质",
-                                 "lic_no": "A", "updated_time": at(T1).isoformat(),
-                                 "fetched_at": day(1).astimezone(dt.UTC).isoformat()}]
+    assert report.anomalies == [
+        {
+            "company_id": company,
+            "category": "建筑业企业资质",
+            "lic_no": "A",
+            "updated_time": at(T1).isoformat(),
+            "fetched_at": day(1).astimezone(dt.UTC).isoformat(),
+        }
+    ]
     assert kinds(engine) == ["added"]
     assert licence(engine, "A")["lic_scope"] == "原范围"
     with engine.connect() as conn:  # the raw body is kept
         assert conn.execute(sa.select(sa.func.count()).select_from(RawResponse)).scalar() == 2
 
 
-def test_missing_from_the_latest_complete_response_is_removed(
-    engine: Engine, company: int
-) -> None:
+def test_missing_from_the_latest_complete_response_is_removed(engine: Engine, company: int) -> None:
     load(engine, company, 0, item("A", T1), item("B", T1))
     report = load(engine, company, 1, item("A", T1))
     assert report.changes == {"removed": 1}
@@ -155,8 +177,9 @@ def test_a_removed_licence_that_comes_back_is_restored_once_with_its_changes(
 ) -> None:
     load(engine, company, 0, item("A", T1), item("B", T1), item("C", T1))
     load(engine, company, 1, item("A", T1))
-    report = load(engine, company, 2, item("A", T1), item("B", T2, validity_end="2031-01-04"),
-                  item("C", T1))
+    report = load(
+        engine, company, 2, item("A", T1), item("B", T2, validity_end="2031-01-04"), item("C", T1)
+    )
     assert report.changes == {"restored": 2}
     restored_b = changes(engine, "B")[-1]
     assert restored_b["change_type"] == "restored"
@@ -249,8 +272,9 @@ def test_blank_lic_no_gets_a_stable_key(engine: Engine, company: int) -> None:
 
 
 def test_drift_and_unparseable_values_are_reported(engine: Engine, company: int) -> None:
-    report = load(engine, company, 0, item("A", T1, validity_end="不详", brand_new="x"),
-                  {"lic_no": "nocat"})
+    report = load(
+        engine, company, 0, item("A", T1, validity_end="不详", brand_new="x"), {"lic_no": "nocat"}
+    )
     assert report.drift == {"items[].brand_new": 1}
     assert report.unparseable == {"validity_end": 1}
     assert report.missing_required == 1
@@ -264,7 +288,11 @@ def test_only_the_requested_shards_are_normalized(engine: Engine) -> None:
     report = normalize_pending(engine, shards=[3], run_id="r")
     assert report.responses == 1 and kinds(engine) == ["added"]
     with engine.connect() as conn:
-        pending = conn.execute(
-            sa.select(RawResponse.company_id).where(RawResponse.normalized_at.is_(None))
-        ).scalars().all()
+        pending = (
+            conn.execute(
+                sa.select(RawResponse.company_id).where(RawResponse.normalized_at.is_(None))
+            )
+            .scalars()
+            .all()
+        )
     assert pending == [there]

@@ -21,8 +21,17 @@ from tests.normalize import add_raws, day, digest, raw_row
 
 DAYS = 12
 SIZE = 150
-FIELDS = ("lic_name", "issue_org", "lic_scope", "url", "validity_start", "validity_end",
-          "open_ended", "created_time", "updated_time")
+FIELDS = (
+    "lic_name",
+    "issue_org",
+    "lic_scope",
+    "url",
+    "validity_start",
+    "validity_end",
+    "open_ended",
+    "created_time",
+    "updated_time",
+)
 
 Key = tuple[str, str, str]  # company name, category, lic_no
 
@@ -96,19 +105,33 @@ def _key_columns() -> tuple[Any, ...]:
 
 def db_licences(conn: sa.Connection) -> dict[Key, tuple[Any, ...]]:
     rows = conn.execute(
-        sa.select(*_key_columns(), License.removed_at, License.source_updated_time,
-                  License.lic_scope, License.validity_start, License.validity_end,
-                  License.validity_open_ended, License.issue_org, License.source_created_time)
-        .join(Company, Company.id == License.company_id)
+        sa.select(
+            *_key_columns(),
+            License.removed_at,
+            License.source_updated_time,
+            License.lic_scope,
+            License.validity_start,
+            License.validity_end,
+            License.validity_open_ended,
+            License.issue_org,
+            License.source_created_time,
+        ).join(Company, Company.id == License.company_id)
     )
     return {tuple(r[:3]): (r.removed_at is not None, *r[4:]) for r in rows}
 
 
 def model_licences(model: Model) -> dict[Key, tuple[Any, ...]]:
     return {
-        key: (e.removed, e.current.updated_time, e.current.lic_scope, e.current.validity_start,
-              e.current.validity_end, e.current.open_ended, e.current.issue_org,
-              e.current.created_time)
+        key: (
+            e.removed,
+            e.current.updated_time,
+            e.current.lic_scope,
+            e.current.validity_start,
+            e.current.validity_end,
+            e.current.open_ended,
+            e.current.issue_org,
+            e.current.created_time,
+        )
         for key, e in model.licences.items()
     }
 
@@ -154,8 +177,11 @@ def db_changes(conn: sa.Connection) -> Counter[tuple[Key, str, frozenset[str] | 
         .join(Company, Company.id == License.company_id)
     )
     return Counter(
-        (tuple(r[:3]), r.change_type, None if r.changed_fields is None else frozenset(
-            r.changed_fields))
+        (
+            tuple(r[:3]),
+            r.change_type,
+            None if r.changed_fields is None else frozenset(r.changed_fields),
+        )
         for r in rows
     )
 
@@ -163,8 +189,9 @@ def db_changes(conn: sa.Connection) -> Counter[tuple[Key, str, frozenset[str] | 
 def assert_matches(engine: Engine, model: Model, on_day: int) -> None:
     with engine.connect() as conn:
         assert db_licences(conn) == model_licences(model), f"licences on day {on_day}"
-        expected_names = {k: list(e.current.lic_name) for k, e in model.licences.items()
-                          if e.current.lic_name}
+        expected_names = {
+            k: list(e.current.lic_name) for k, e in model.licences.items() if e.current.lic_name
+        }
         assert db_names(conn) == expected_names, f"license_names on day {on_day}"
         assert db_versions(conn) == model_versions(model), f"versions on day {on_day}"
         assert db_changes(conn) == model.log, f"change log on day {on_day}"
@@ -189,8 +216,10 @@ def test_twelve_sandbox_days_match_the_contract_model(engine: Engine) -> None:
     kinds: Counter[str] = Counter()
     for n in range(DAYS):
         kinds.update(event.kind for event in dataset.events(n))
-        add_raws(engine, [raw_row(ids[c.name], dataset.response(c.name, n), day(n))
-                          for c in dataset.companies])
+        add_raws(
+            engine,
+            [raw_row(ids[c.name], dataset.response(c.name, n), day(n)) for c in dataset.companies],
+        )
         for company in dataset.companies:
             model.apply(company.name, dataset.licenses(company, n))
         report = normalize_pending(engine, shards=None, run_id=f"day-{n}", chunk_size=64)
