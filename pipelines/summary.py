@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import InstrumentedAttribute
 
 from models import ApiCall, Company, License, LicenseChange, LicenseName, RawResponse, RosterReject
 from pipelines.metadata import row_count
@@ -29,6 +30,11 @@ def expiring_soonest(
         return [tuple(row) for row in conn.execute(query)]  # type: ignore[misc]
 
 
+def _counts_by(conn: sa.Connection, column: InstrumentedAttribute[str]) -> dict[str, int]:
+    query = sa.select(column, sa.func.count()).group_by(column)
+    return {value: count for value, count in conn.execute(query)}
+
+
 def print_summary(engine: Engine) -> None:
     today = dt.datetime.now(SHANGHAI).date()
     counts = {
@@ -44,18 +50,8 @@ def print_summary(engine: Engine) -> None:
         )
     }
     with engine.connect() as conn:
-        statuses: dict[str, int] = dict(
-            conn.execute(
-                sa.select(Company.fetch_status, sa.func.count()).group_by(Company.fetch_status)
-            ).tuples()
-        )
-        changes: dict[str, int] = dict(
-            conn.execute(
-                sa.select(LicenseChange.change_type, sa.func.count()).group_by(
-                    LicenseChange.change_type
-                )
-            ).tuples()
-        )
+        statuses = _counts_by(conn, Company.fetch_status)
+        changes = _counts_by(conn, LicenseChange.change_type)
     print("\nzizhi — what landed")
     width = max(len(name) for name in counts)
     for name, count in counts.items():
