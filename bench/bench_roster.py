@@ -11,13 +11,12 @@ import csv
 import datetime as dt
 import multiprocessing
 import random
-import resource
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from bench.memory import peak_rss_mib
 from pipelines.roster.identifiers import USCC_ALPHABET, uscc_check_character
 
 ROWS = 200_000
@@ -67,8 +66,7 @@ def _measure(roster: str, url: str) -> dict[str, Any]:
     stored, cpu_stored = time.perf_counter(), time.process_time()
     again = store_roster(engine, result, now=now)
     restored = time.perf_counter()
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    rss_mib = rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
+    rss_mib = peak_rss_mib()
     return {
         "rows": result.stats["total_rows"],
         "accepted": first.accepted,
