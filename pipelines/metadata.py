@@ -60,3 +60,14 @@ def counts_markdown(title: str, counts: Mapping[str, int]) -> str:
     if not counts:
         return f"**{title}:** none"
     return markdown_table([title, "count"], sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+def latest_metadata(
+    context: dg.AssetCheckExecutionContext, asset_key: dg.AssetKey
+) -> dict[str, Any]:
+    """The metadata values of the asset's newest materialization, as plain Python values."""
+    event = context.instance.get_latest_materialization_event(asset_key)
+    materialization = event.asset_materialization if event else None
+    if materialization is None:
+        return {}
+    return {key: getattr(value, "value", value) for key, value in materialization.metadata.items()}

@@ -10,24 +10,11 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import InstrumentedAttribute
 
 from models import ApiCall, Company, License, LicenseChange, LicenseName, RawResponse, RosterReject
+from pipelines.analytics.report import soonest_expiring
 from pipelines.metadata import row_count
 from pipelines.settings import data_dir
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-
-
-def expiring_soonest(
-    engine: Engine, today: dt.date, limit: int = 5
-) -> list[tuple[str, str, str, dt.date]]:
-    query = (
-        sa.select(Company.name, License.category, License.lic_no, License.validity_end)
-        .join(Company, Company.id == License.company_id)
-        .where(License.removed_at.is_(None), License.validity_end >= today)
-        .order_by(License.validity_end, Company.name, License.lic_no)
-        .limit(limit)
-    )
-    with engine.connect() as conn:
-        return [tuple(row) for row in conn.execute(query)]  # type: ignore[misc]
 
 
 def _counts_by(conn: sa.Connection, column: InstrumentedAttribute[str]) -> dict[str, int]:
@@ -64,7 +51,9 @@ def print_summary(engine: Engine) -> None:
         + (", ".join(f"{k} {v}" for k, v in sorted(changes.items())) or "none")
     )
     print("\nFive licences expiring soonest")
-    for name, category, lic_no, end in expiring_soonest(engine, today):
+    with engine.connect() as conn:
+        soonest = soonest_expiring(conn, today, limit=5)
+    for end, name, category, lic_no, _names in soonest:
         print(f"  {end:%Y-%m-%d}  {name}  {category}  {lic_no}")
     reports = data_dir() / "reports"
     if reports.exists():

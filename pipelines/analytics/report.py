@@ -48,7 +48,7 @@ def build_report(engine: Engine, out_dir: Path, *, today: dt.date | None = None)
     today = today or dt.datetime.now(SHANGHAI).date()
     week_start = today - dt.timedelta(days=WEEK_DAYS - 1)
     with engine.connect() as conn:
-        soonest = _soonest_expiring(conn, today)
+        soonest = soonest_expiring(conn, today)
         recent = _changes_between(conn, week_start, today)
         counts = _change_counts(conn, week_start, today)
         expiries = _expiries_by_month(conn, today)
@@ -67,7 +67,8 @@ def build_report(engine: Engine, out_dir: Path, *, today: dt.date | None = None)
 # --- queries -------------------------------------------------------------------------------
 
 
-def _soonest_expiring(conn: Connection, today: dt.date) -> Sequence[Row]:
+def soonest_expiring(conn: Connection, today: dt.date, limit: int = SOONEST_LIMIT) -> Sequence[Row]:
+    """Current licences by validity end from `today`: (end, company, category, lic_no, names)."""
     view = current_licenses
     query = (
         sa.select(
@@ -75,7 +76,7 @@ def _soonest_expiring(conn: Connection, today: dt.date) -> Sequence[Row]:
         )
         .where(view.c.validity_end >= today)
         .order_by(view.c.validity_end, view.c.company_id, view.c.license_id)
-        .limit(SOONEST_LIMIT)
+        .limit(limit)
     )
     return conn.execute(query).all()
 

@@ -12,6 +12,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from models import ApiCall, Company, License, LicenseName, LicenseVersion, utcnow
 from pipelines.juhe.assets import qualification_responses, refresh_interval
+from pipelines.metadata import latest_metadata
 from pipelines.resources import DatabaseResource
 
 WARN = dg.AssetCheckSeverity.WARN
@@ -154,17 +155,6 @@ def anomalies_result(metadata: dict[str, Any]) -> dg.AssetCheckResult:
         description="same updated_time with different content, schema drift, or responses "
         "missing fields",
     )
-
-
-def latest_metadata(
-    context: dg.AssetCheckExecutionContext, asset_key: dg.AssetKey
-) -> dict[str, Any]:
-    """The metadata values of the asset's newest materialization, as plain Python values."""
-    event = context.instance.get_latest_materialization_event(asset_key)
-    materialization = event.asset_materialization if event else None
-    if materialization is None:
-        return {}
-    return {key: getattr(value, "value", value) for key, value in materialization.metadata.items()}
 
 
 @dg.asset_check(

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from pipelines.metadata import latest_metadata
 from pipelines.roster.assets import company_roster
 
 
@@ -16,10 +17,7 @@ def rejects_result(rejected: int, reasons_md: str) -> dg.AssetCheckResult:
 
 @dg.asset_check(asset=company_roster, description="Warns when roster rows were rejected.")
 def roster_rejects(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-    event = context.instance.get_latest_materialization_event(company_roster.key)
-    metadata = event.asset_materialization.metadata if event and event.asset_materialization else {}
-    rejected = metadata.get("rejected")
-    reasons = metadata.get("reject_reasons")
+    metadata = latest_metadata(context, company_roster.key)
     return rejects_result(
-        int(getattr(rejected, "value", 0) or 0), str(getattr(reasons, "value", "") or "")
+        int(metadata.get("rejected") or 0), str(metadata.get("reject_reasons") or "")
     )

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from models import Company
 from pipelines.jobs import refresh_job
+from pipelines.juhe.assets import NORMALIZED_TABLES
 from pipelines.partitions import range_tags
 from pipelines.resources import DatabaseResource
 from pipelines.roster.reader import RosterFileError
@@ -75,17 +76,8 @@ def roster_sensor(
     selection = [dg.AssetKey("company_roster")]
     tags = {"zizhi/trigger": "roster_sensor"}
     if shards:
-        selection += [
-            dg.AssetKey(k)
-            for k in (
-                "qualification_responses",
-                "companies",
-                "licenses",
-                "license_names",
-                "license_versions",
-                "license_changes",
-            )
-        ]
+        fetch_and_normalize = ("qualification_responses", *NORMALIZED_TABLES)
+        selection += [dg.AssetKey(k) for k in fetch_and_normalize]
         tags |= range_tags(shard_key(shards[0]), shard_key(shards[-1]))
     request = dg.RunRequest(run_key=f"roster-{current[:16]}", asset_selection=selection, tags=tags)
     return dg.SensorResult(run_requests=[request], cursor=cursor)
