@@ -33,6 +33,18 @@ _STYLE: dict[Any, Any] = {
 }
 _SIZE = (10, 4.8)
 _DPI = 110
+# Fixed margins (figure fractions) that fit the title, the axis labels, two-line tick labels and the
+# legend right of the changes chart; matplotlib's constrained layout computes the same at
+# ~0.15 s per chart.
+_MARGINS = {"left": 0.07, "right": 0.97, "bottom": 0.17, "top": 0.91}
+_LEGEND_RIGHT = 0.855
+
+
+def _figure(*, legend: bool = False) -> tuple[Figure, Axes]:
+    figure = Figure(figsize=_SIZE)
+    FigureCanvasAgg(figure)
+    figure.subplots_adjust(**{**_MARGINS, **({"right": _LEGEND_RIGHT} if legend else {})})
+    return figure, figure.subplots()
 
 
 def expiries_chart(counts: Mapping[dt.date, int], today: dt.date, path: Path) -> Path:
@@ -40,9 +52,7 @@ def expiries_chart(counts: Mapping[dt.date, int], today: dt.date, path: Path) ->
     day to a count."""
     months = sorted(counts)
     with matplotlib.rc_context(_STYLE):
-        figure = Figure(figsize=_SIZE, layout="constrained")
-        FigureCanvasAgg(figure)
-        axes = figure.subplots()
+        figure, axes = _figure()
         bars = axes.bar(
             [m.strftime("%Y-%m") for m in months], [counts[m] for m in months], color="#1565c0"
         )
@@ -63,9 +73,7 @@ def changes_chart(counts: Mapping[dt.date, Mapping[str, int]], path: Path) -> Pa
     weeks = sorted(counts)
     labels = [f"{week:%m-%d}\n{week:%Y}" for week in weeks]
     with matplotlib.rc_context(_STYLE):
-        figure = Figure(figsize=_SIZE, layout="constrained")
-        FigureCanvasAgg(figure)
-        axes = figure.subplots()
+        figure, axes = _figure(legend=True)
         bottoms = [0] * len(weeks)
         for change_type in CHANGE_TYPES:
             heights = [counts[week].get(change_type, 0) for week in weeks]

@@ -9,8 +9,10 @@ from typing import Any
 
 import dagster as dg
 import sqlalchemy as sa
+import yaml
 from sqlalchemy.engine import Engine
 
+from pipelines.db import PROJECT_ROOT
 from pipelines.definitions import defs
 from pipelines.partitions import range_tags
 
@@ -23,6 +25,25 @@ def write_roster(path: Path, companies: Iterable[Any]) -> Path:
         for company in companies:
             writer.writerow([company.name, company.uscc or ""])
     return path
+
+
+def deploy_config(name: str = "dagster.yaml") -> dict[str, Any]:
+    return yaml.safe_load((PROJECT_ROOT / "deploy" / name).read_text())
+
+
+def zizhi_instance(base_dir: Path) -> Any:
+    """A test instance with the event log of deploy/dagster.yaml (batching SQLite storage)."""
+    storage = deploy_config()["event_log_storage"]
+    overrides = {"event_log_storage": {**storage, "config": {"base_dir": str(base_dir)}}}
+    return dg.instance_for_test(overrides=overrides)
+
+
+def production_instance() -> Any:
+    """A test instance with the storage of deploy/dagster.production.yaml; DAGSTER_PG_URL must
+    name the database."""
+    config = deploy_config("dagster.production.yaml")
+    keys = ("run_storage", "event_log_storage", "schedule_storage")
+    return dg.instance_for_test(overrides={k: config[k] for k in keys})
 
 
 def run_refresh(

@@ -10,7 +10,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from tests.dagster.helpers import run_refresh, write_roster
+from tests.dagster.helpers import production_instance, run_refresh, write_roster
 from tests.fixtures_db import create_pg_database, drop_pg_database, is_postgres
 
 # Heavy or timing-sensitive: one xdist worker runs this group in sequence (see run_suites.sh).
@@ -33,12 +33,14 @@ def roster(sandbox_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 @pytest.mark.skipif(
     not is_postgres(), reason="dagster-postgres storage is tested in the PostgreSQL suite"
 )
-def test_refresh_completes_on_dagster_postgres_instance_storage(engine, roster) -> None:
+def test_refresh_completes_on_the_production_instance_storage(
+    engine, roster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The storage of deploy/dagster.production.yaml: dagster-postgres, batching event log."""
     storage_url = create_pg_database("zizhi_dagster")
+    monkeypatch.setenv("DAGSTER_PG_URL", storage_url)
     try:
-        with dg.instance_for_test(
-            overrides={"storage": {"postgres": {"postgres_url": storage_url}}}
-        ) as instance:
+        with production_instance() as instance:
             result = run_refresh(instance)
             assert result.success
             assert type(instance.run_storage).__name__ == "PostgresRunStorage"

@@ -82,3 +82,33 @@ def test_refresh_refuses_a_database_behind_the_head_migration(
         e.step_failure_data.user_failure_data for e in result.all_events if e.is_step_failure
     ]
     assert any(f is not None and "make migrate" in (f.description or "") for f in failures)
+
+
+def test_a_failing_fetch_blocks_normalize_but_still_reports_every_check(
+    engine, sandbox_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every call answers 10014 until retries run out: the blocking failure-rate check fails, so
+    the normalized tables and the report are not built on a fetch that mostly failed."""
+    failing = sandbox_factory(faults={"10014": 1.0})
+    path = write_roster(tmp_path / "roster.csv", failing.dataset.companies[:8])
+    for name, value in {
+        "ROSTER_PATH": str(path),
+        "JUHE_BASE_URL": failing.url,
+        "JUHE_API_KEY": failing.config.api_key,
+        "JUHE_QPS": "200",
+    }.items():
+        monkeypatch.setenv(name, value)
+    with dg.instance_for_test() as instance:
+        result = run_refresh(instance)
+        evaluations = {
+            e.asset_check_evaluation_data.check_name: e.asset_check_evaluation_data.passed
+            for e in result.all_events
+            if e.event_type_value == "ASSET_CHECK_EVALUATION"
+        }
+    assert not result.success
+    assert evaluations["fetch_failure_rate"] is False
+    assert evaluations["fetch_not_stopped"] is True
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert "qualification_responses" in materialized
+    assert not materialized & {"licenses", "license_changes", "qualification_report"}
+    assert counts(engine, "licenses")["licenses"] == 0

@@ -1,0 +1,120 @@
+"""The batching event-log storage (pipelines/event_storage.py) records what Dagster's own storage
+records: the same events, materialized partitions, planned runs and failed partitions, in far
+fewer writes."""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from pipelines.definitions import defs
+from pipelines.event_storage import BatchingPostgresEventLogStorage, BatchingSqliteEventLogStorage
+from pipelines.juhe.assets import NORMALIZED_TABLES
+from tests.dagster.helpers import (
+    production_instance,
+    run_refresh,
+    write_roster,
+    zizhi_instance,
+)
+from tests.fixtures_db import create_pg_database, drop_pg_database, is_postgres
+
+# Heavy or timing-sensitive: one xdist worker runs this group in sequence (see run_suites.sh).
+pytestmark = pytest.mark.xdist_group("heavy")
+
+PARTITIONED = ["qualification_responses", *NORMALIZED_TABLES]
+SHARDS = ["00", "01", "02"]
+
+
+@pytest.fixture
+def roster(sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = write_roster(tmp_path / "roster.csv", sandbox.dataset.companies[:30])
+    monkeypatch.setenv("ROSTER_PATH", str(path))
+    monkeypatch.setenv("JUHE_QPS", "200")
+    return path
+
+
+@contextmanager
+def instance_of(kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator:
+    if kind == "stock":
+        with dg.instance_for_test() as instance:
+            yield instance
+    elif kind == "batching":
+        with zizhi_instance(tmp_path / kind) as instance:
+            assert isinstance(instance.event_log_storage, BatchingSqliteEventLogStorage)
+            yield instance
+    else:  # the production setup, dagster-postgres with batching
+        url = create_pg_database("zizhi_dagster_events")
+        monkeypatch.setenv("DAGSTER_PG_URL", url)
+        try:
+            with production_instance() as instance:
+                assert isinstance(instance.event_log_storage, BatchingPostgresEventLogStorage)
+                yield instance
+        finally:
+            drop_pg_database(url)
+
+
+def kinds() -> list[str]:
+    return ["stock", "batching", "production"] if is_postgres() else ["stock", "batching"]
+
+
+def asset_events(instance: dg.DagsterInstance, run_id: str) -> collections.Counter:
+    """(event type, asset, partition) of every asset event the run recorded."""
+    found: collections.Counter = collections.Counter()
+    for entry in instance.all_logs(run_id):
+        event = entry.dagster_event
+        if event is not None and event.asset_key is not None:
+            found[event.event_type_value, event.asset_key.to_user_string(), event.partition] += 1
+    return found
+
+
+def partition_status(instance: dg.DagsterInstance, asset: str) -> dict[str, str]:
+    key = dg.AssetKey(asset)
+    partitions_def = defs.resolve_assets_def(key).partitions_def
+    statuses = instance.get_status_by_partition(
+        key, partitions_def.get_partition_keys(), partitions_def
+    )
+    return {shard: status.value for shard, status in (statuses or {}).items() if status}
+
+
+def test_a_refresh_records_the_same_events_and_partitions_as_dagsters_storage(
+    engine, sandbox, roster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = {}
+    for kind in kinds():
+        with instance_of(kind, tmp_path, monkeypatch) as instance:
+            result = run_refresh(instance, first=SHARDS[0], last=SHARDS[-1], force=True)
+            assert result.success
+            events = asset_events(instance, result.run_id)
+            for asset in PARTITIONED:
+                key = dg.AssetKey(asset)
+                assert instance.get_materialized_partitions(key) == set(SHARDS)
+                assert partition_status(instance, asset) == dict.fromkeys(SHARDS, "MATERIALIZED")
+                latest = instance.get_latest_materialization_event(key)
+                assert latest is not None and latest.run_id == result.run_id
+                for shard in SHARDS:
+                    planned = instance.get_latest_planned_materialization_info(key, shard)
+                    assert planned is not None and planned.run_id == result.run_id
+            seen[kind] = events
+    per_shard = [k for k in seen["stock"] if k[0] == "ASSET_MATERIALIZATION_PLANNED" and k[2]]
+    assert len(per_shard) == len(PARTITIONED) * len(SHARDS)
+    for kind, events in seen.items():
+        assert events == seen["stock"], f"the {kind} storage recorded other events"
+
+
+def test_a_failed_run_marks_its_shards_failed_as_dagsters_storage_does(
+    engine, sandbox, roster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The UI shows a failed refresh's shards as failed: that comes from the planned events."""
+    monkeypatch.setenv("JUHE_API_KEY", "wrong-key")  # the fetch stops: the key is rejected
+    for kind in kinds():
+        with instance_of(kind, tmp_path, monkeypatch) as instance:
+            result = run_refresh(instance, first=SHARDS[0], last=SHARDS[-1])
+            assert not result.success
+            for asset in PARTITIONED:
+                failed = dict.fromkeys(SHARDS, "FAILED")
+                assert partition_status(instance, asset) == failed, (kind, asset)
