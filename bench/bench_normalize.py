@@ -8,9 +8,12 @@
 2. Measured, each in a child process (its own peak RSS): the full normalize_pending, then a
    no-change renormalize of everything (which skips every company on its normalized
    fingerprint after reading only the raw responses' hashes).
-3. Reference, in the same run: the rows the full load inserted (licenses, license_names,
-   license_versions, license_changes) written into a second fresh database by plain bulk insert
-   in one transaction (executemany on SQLite, COPY on PostgreSQL).
+3. Reference, in the same run: exactly the rows the full load wrote, in every table it wrote
+   — inserted into licenses, license_names, license_versions and license_changes, updated in
+   companies (state, fingerprint) and raw_responses (normalized_at: on SQLite an UPDATE
+   rewrites the whole row, body included) — as the full load left them, written into a second
+   fresh database by plain bulk insert in one transaction (executemany on SQLite, COPY on
+   PostgreSQL). Both sides count the same rows (`rows_match`).
 
 Targets: full load ≥ 1/3 of the reference's rows/s; no-change re-run ≤ 15 % of the full load's
 time; peak RSS ≤ 600 MB.
@@ -40,6 +43,8 @@ from pipelines.shards import shard_of
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLES = ("licenses", "license_names", "license_versions", "license_changes")
+# Every table the full load writes, parents first (the reference inserts in this order).
+WRITTEN = ("companies", "raw_responses", *TABLES)
 BATCH = 5000
 CATEGORIES = (
     "建筑业企业资质",
@@ -72,19 +77,28 @@ ORGS = (
     "上海市住房和城乡建设管理委员会",
 )
 MEASURE = """
-import json, sys, time
-from bench.memory import peak_rss_mib
+import json, resource, sys, time
+from bench.memory import children_peak_rss_mib, peak_rss_mib
 from pipelines.db import get_engine
 from pipelines.normalize import normalize_pending, renormalize
-engine = get_engine(sys.argv[1])
-started, cpu = time.perf_counter(), time.process_time()
-if sys.argv[2] == "full":
-    report = normalize_pending(engine, shards=None, run_id="bench-full")
-else:
-    report = renormalize(engine, shards=None, run_id="bench-again")
-seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "report": report.as_dict(),
-                  "peak_rss_mib": peak_rss_mib()}))
+
+def cpu_time():  # this process and its finished worker processes
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+if __name__ == "__main__":
+    engine = get_engine(sys.argv[1])
+    started, cpu = time.perf_counter(), cpu_time()
+    if sys.argv[2] == "full":
+        report = normalize_pending(engine, shards=None, run_id="bench-full")
+    else:
+        report = renormalize(engine, shards=None, run_id="bench-again")
+    seconds, cpu = time.perf_counter() - started, cpu_time() - cpu
+    # Workers run side by side: their sum is at most workers x the largest worker's peak.
+    workers = report.workers if report.workers > 1 else 0
+    rss = peak_rss_mib() + workers * children_peak_rss_mib()
+    print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "report": report.as_dict(),
+                      "peak_rss_mib": rss}))
 """
 
 
@@ -219,22 +233,16 @@ def _pg_conninfo(url: str) -> str:
 
 
 def _reference_sqlite(source: str, target: str) -> tuple[int, float]:
-    """Copy the inserted rows as the driver returns them, then time one executemany txn."""
+    """Read the written rows as the driver returns them, then time one executemany txn."""
     src = sqlite3.connect(sa.make_url(source).database or "")
-    data = {t: src.execute(f"SELECT * FROM {t}").fetchall() for t in TABLES}
+    data = {t: src.execute(f"SELECT * FROM {t}").fetchall() for t in WRITTEN}
     src.close()
     dst = sqlite3.connect(sa.make_url(target).database or "", isolation_level=None)
     for pragma in ("foreign_keys=ON", "journal_mode=WAL", "synchronous=NORMAL"):
         dst.execute(f"PRAGMA {pragma}")
-    dst.execute("ATTACH DATABASE ? AS src", (sa.make_url(source).database,))
-    dst.execute("BEGIN")
-    for table in ("companies", "raw_responses"):
-        dst.execute(f"INSERT INTO {table} SELECT * FROM src.{table}")
-    dst.execute("COMMIT")
-    dst.execute("DETACH DATABASE src")
     started = time.perf_counter()
     dst.execute("BEGIN")
-    for table in TABLES:
+    for table in WRITTEN:
         rows = data[table]
         if rows:
             marks = ", ".join("?" * len(rows[0]))
@@ -246,20 +254,16 @@ def _reference_sqlite(source: str, target: str) -> tuple[int, float]:
 
 
 def _reference_postgres(source: str, target: str) -> tuple[int, float]:
-    """COPY the inserted rows out (text format, in memory), then time COPY in, one txn."""
+    """COPY the written rows out (text format, in memory), then time COPY in, one txn."""
     data: dict[str, bytes] = {}
     with psycopg.connect(_pg_conninfo(source)) as src:
-        for table in ("companies", "raw_responses", *TABLES):
+        for table in WRITTEN:
             with src.cursor().copy(f"COPY {table} TO STDOUT") as copy:
                 data[table] = b"".join(bytes(chunk) for chunk in copy)
-    rows = sum(data[t].count(b"\n") for t in TABLES)
+    rows = sum(data[t].count(b"\n") for t in WRITTEN)
     with psycopg.connect(_pg_conninfo(target)) as dst:
-        for table in ("companies", "raw_responses"):
-            with dst.cursor().copy(f"COPY {table} FROM STDIN") as copy:
-                copy.write(data[table])
-        dst.commit()
         started = time.perf_counter()
-        for table in TABLES:
+        for table in WRITTEN:
             with dst.cursor().copy(f"COPY {table} FROM STDIN") as copy:
                 copy.write(data[table])
         dst.commit()
@@ -286,16 +290,20 @@ def run(backend: str, n_companies: int = 100_000) -> dict[str, Any]:
         finally:
             drop()
             drop_ref()
-    inserted = full["report"]["rows_inserted"]
-    rows = sum(inserted.get(t, 0) for t in TABLES)
+    inserted, updated = full["report"]["rows_inserted"], full["report"]["rows_updated"]
+    rows = full["report"]["rows_written"]
     rps, ref_rps = rows / full["seconds"], ref_rows / ref_seconds
     return {
         "backend": backend,
         "companies": n_companies,
         "land_seconds": round(landed, 1),
         "rows_inserted": {t: inserted.get(t, 0) for t in TABLES},
+        "rows_updated": {t: updated.get(t, 0) for t in WRITTEN if updated.get(t)},
+        "rows_written": rows,
+        "rows_match": rows == ref_rows,
         "full_seconds": round(full["seconds"], 2),
         "full_cpu_seconds": round(full["cpu_seconds"], 2),
+        "full_workers": full["report"]["workers"],
         "full_rows_per_second": round(rps),
         "reference_rows": ref_rows,
         "reference_seconds": round(ref_seconds, 2),

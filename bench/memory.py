@@ -21,3 +21,9 @@ def peak_rss_mib() -> float:
         pass
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
+
+
+def children_peak_rss_mib() -> float:
+    """The largest peak RSS among this process's finished children (worker processes), MiB."""
+    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024

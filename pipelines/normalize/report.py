@@ -30,6 +30,7 @@ class NormalizeReport:
     # renormalize (no rebuild): companies not read at all, their stored fingerprint matched
     companies_skipped: int = 0
     chunks: int = 0
+    workers: int = 1  # processes that applied the chunks (`parallel`)
     seconds: float = 0.0
 
     def count_response(self, parsed: ParsedResponse) -> None:
@@ -38,6 +39,15 @@ class NormalizeReport:
         self.drift.update(parsed.issues.drift)
         self.unparseable.update(parsed.issues.unparseable)
         self.missing_required += parsed.issues.missing_required
+
+    def merge(self, other: NormalizeReport) -> None:
+        """Add another report's counts (a chunk applied by a worker process) to this one."""
+        for item in fields(self):
+            mine, theirs = getattr(self, item.name), getattr(other, item.name)
+            if isinstance(mine, Counter | list):
+                mine += theirs
+            elif item.name not in ("seconds", "workers"):
+                setattr(self, item.name, mine + theirs)
 
     @property
     def rows(self) -> dict[str, dict[str, int]]:

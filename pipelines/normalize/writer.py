@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -90,10 +91,18 @@ CHANGE_COLUMNS = (
 
 
 def normalize_pending(
-    engine: Engine, *, shards: Sequence[int] | None, run_id: str, chunk_size: int = 2000
+    engine: Engine,
+    *,
+    shards: Sequence[int] | None,
+    run_id: str,
+    chunk_size: int = 2000,
+    workers: int | None = None,
 ) -> NormalizeReport:
-    """Apply every raw response not yet normalized (``normalized_at`` null) of these shards."""
-    return _run(engine, shards, run_id, chunk_size, pending_only=True)
+    """Apply every raw response not yet normalized (``normalized_at`` null) of these shards.
+
+    ``workers``: processes that apply chunks side by side (`parallel`); None = the
+    ZIZHI_NORMALIZE_WORKERS setting for a large run, one process for a small one."""
+    return _run(engine, shards, run_id, chunk_size, workers, pending_only=True)
 
 
 def renormalize(
@@ -103,6 +112,7 @@ def renormalize(
     run_id: str,
     chunk_size: int = 2000,
     rebuild: bool = False,
+    workers: int | None = None,
 ) -> NormalizeReport:
     """Replay ALL raw responses of these shards in fetched order.
 
@@ -117,7 +127,15 @@ def renormalize(
     """
     if rebuild:
         _wipe(engine, _shard_list(shards))
-    return _run(engine, shards, run_id, chunk_size, pending_only=False, skip_matching=not rebuild)
+    return _run(
+        engine,
+        shards,
+        run_id,
+        chunk_size,
+        workers,
+        pending_only=False,
+        skip_matching=not rebuild,
+    )
 
 
 def _shard_list(shards: Sequence[int] | None) -> list[int]:
@@ -143,21 +161,33 @@ def _run(
     shards: Sequence[int] | None,
     run_id: str,
     chunk_size: int,
+    workers: int | None,
     *,
     pending_only: bool,
     skip_matching: bool = False,
 ) -> NormalizeReport:
+    from pipelines.normalize import parallel  # it imports this module
+
     started = time.perf_counter()
     report = NormalizeReport()
     if skip_matching:
         plan = _plan_unmatched(engine, _shard_list(shards), report)
     else:
         plan = _plan(engine, _shard_list(shards), pending_only)
-    for shard, companies in sorted(plan.items()):
-        for company_ids in _chunks(companies, chunk_size):
+    chunks = [
+        (shard, company_ids)
+        for shard, companies in sorted(plan.items())
+        for company_ids in _chunks(companies, chunk_size)
+    ]
+    responses = sum(count for companies in plan.values() for _, count in companies)
+    report.workers = processes = parallel.worker_count(workers, responses)
+    if processes > 1:
+        report.merge(parallel.normalize_chunks(engine, chunks, run_id, pending_only, processes))
+    else:
+        for shard, company_ids in chunks:
             with engine.connect() as conn:
                 bulk.begin_locked(conn, shard)
-                _normalize_chunk(conn, company_ids, run_id, pending_only, report)
+                normalize_chunk(conn, company_ids, run_id, pending_only, report)
                 conn.commit()
     report.seconds = time.perf_counter() - started
     return report
@@ -291,29 +321,57 @@ def _stale_fingerprints(conn: Connection, fingerprints: dict[int, str]) -> set[i
     return {cid for cid, fp in fingerprints.items() if stored.get(cid) != fp}
 
 
-def _normalize_chunk(
+@dataclass
+class ChunkWork:
+    """A chunk applied in memory: what `write_chunk` needs to write it."""
+
+    responses: list[ResponseInput]
+    pending: list[int]
+    fingerprints: dict[int, str]
+    companies: dict[int, CompanyState]
+    log: TrackingLog
+
+
+def compute_chunk(
+    conn: Connection, company_ids: list[int], pending_only: bool, report: NormalizeReport
+) -> ChunkWork | None:
+    """Read the chunk's raw responses and stored state and apply them in memory (no write);
+    None when none of the chunk's responses is left to apply."""
+    responses, pending, fingerprints = _read_responses(conn, company_ids, pending_only, report)
+    if not responses:
+        return None
+    companies = load_chunk_state(conn, responses)
+    log = TrackingLog()
+    for response in responses:
+        if response.company_id in companies:
+            apply_response(companies[response.company_id], response, log)
+    return ChunkWork(responses, pending, fingerprints, companies, log)
+
+
+def write_chunk(conn: Connection, work: ChunkWork, run_id: str, report: NormalizeReport) -> None:
+    """Write an applied chunk; the caller holds the shard's lock and commits."""
+    stale = _stale_fingerprints(conn, work.fingerprints)
+    _write(conn, work.companies, work.log, run_id, report)
+    _write_companies(conn, work.companies, work.fingerprints, stale, report)
+    _mark_normalized(conn, work.pending, report)
+    report.anomalies.extend(work.log.anomalies)
+    report.changes.update(change.change_type for change in work.log.changes)
+    report.companies += len({r.company_id for r in work.responses})
+    report.companies_changed += len(work.companies)
+    report.chunks += 1
+
+
+def normalize_chunk(
     conn: Connection,
     company_ids: list[int],
     run_id: str,
     pending_only: bool,
     report: NormalizeReport,
 ) -> None:
-    responses, pending, fingerprints = _read_responses(conn, company_ids, pending_only, report)
-    if not responses:
-        return
-    companies = load_chunk_state(conn, responses)
-    log = TrackingLog()
-    for response in responses:
-        if response.company_id in companies:
-            apply_response(companies[response.company_id], response, log)
-    _write(conn, companies, log, run_id, report)
-    _write_companies(conn, companies, fingerprints, _stale_fingerprints(conn, fingerprints), report)
-    _mark_normalized(conn, pending, report)
-    report.anomalies.extend(log.anomalies)
-    report.changes.update(change.change_type for change in log.changes)
-    report.companies += len({r.company_id for r in responses})
-    report.companies_changed += len(companies)
-    report.chunks += 1
+    """Read, apply and write one chunk; the caller holds the shard's lock and commits."""
+    work = compute_chunk(conn, company_ids, pending_only, report)
+    if work is not None:
+        write_chunk(conn, work, run_id, report)
 
 
 def _mark_normalized(conn: Connection, ids: list[int], report: NormalizeReport) -> None:
