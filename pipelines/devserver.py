@@ -73,8 +73,16 @@ def _initialize_storage(home: str) -> None:
     Dagster's alembic_version table, which then has two heads)."""
     import dagster as dg
 
-    with dg.DagsterInstance.from_config(home):
-        pass
+    saved = os.environ.get("DAGSTER_HOME")
+    os.environ["DAGSTER_HOME"] = home  # dagster.yaml reads it ({env: DAGSTER_HOME})
+    try:
+        with dg.DagsterInstance.from_config(home):
+            pass
+    finally:
+        if saved is None:
+            del os.environ["DAGSTER_HOME"]
+        else:
+            os.environ["DAGSTER_HOME"] = saved
 
 
 def _wait_until_ready(url: str, processes: list[subprocess.Popen], timeout: float) -> None:

@@ -21,17 +21,24 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import dagster as dg
+import sqlalchemy as sa
 from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
 from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from dagster._serdes import ConfigurableClassData
 from dagster_postgres.event_log.event_log import PostgresEventLogStorage
-from dagster_postgres.utils import get_token_provider_from_config, pg_url_from_config
-from sqlalchemy import Connection
+from dagster_postgres.utils import (
+    create_pg_engine,
+    get_token_provider_from_config,
+    pg_url_from_config,
+)
+from sqlalchemy import Connection, Engine
 
 # Dagster reads this in every process that writes events; the storage sets it (unless the
 # deployment already did) because only these classes make batches worth having.
@@ -67,24 +74,42 @@ def _index(
 
 
 class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
-    """The embedded instance's event log (`deploy/dagster.yaml`). `base_dir` defaults to where
-    Dagster's own SQLite storage keeps it, `$DAGSTER_HOME/history/runs`."""
+    """The embedded instance's event log (`deploy/dagster.yaml`). Configured with `home`, the
+    instance folder (DAGSTER_HOME); it keeps its files where Dagster's own SQLite storage
+    does, in `<home>/history/runs`."""
 
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None) -> None:
         enable_event_batches()
+        self._shard_engines: dict[str, Engine] = {}
         super().__init__(base_dir, inst_data=inst_data)
+
+    @contextmanager
+    def _connect(self, shard: str) -> Iterator[Connection]:
+        """Dagster's `_connect`, keeping each shard's engine (still one SQLite connection per
+        use) instead of creating and initializing an engine for every event."""
+        with self._db_lock:
+            engine = self._shard_engines.get(shard)
+            if engine is None:
+                engine = self._shard_engines[shard] = sa.create_engine(
+                    self.conn_string_for_shard(shard),
+                    poolclass=sa.pool.NullPool,
+                    connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
+                )
+            if shard not in self._initialized_dbs:
+                self._initdb(engine)
+                self._initialized_dbs.add(shard)
+            with engine.connect() as conn, conn.begin():
+                yield conn
 
     @classmethod
     def config_type(cls) -> Any:
-        return {"base_dir": dg.Field(dg.StringSource, is_required=False)}
+        return {"home": dg.StringSource}
 
     @classmethod
     def from_config_value(
         cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
     ) -> BatchingSqliteEventLogStorage:
-        home = os.environ.get("DAGSTER_HOME") or "."
-        base_dir = config_value.get("base_dir") or os.path.join(home, "history", "runs")
-        return cls(base_dir, inst_data=inst_data)
+        return cls(os.path.join(config_value["home"], "history", "runs"), inst_data=inst_data)
 
     def store_event_batch(self, events: Sequence[dg.EventLogEntry]) -> None:
         for batchable, group in _groups(events):
@@ -102,12 +127,25 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
 
 
 class BatchingPostgresEventLogStorage(PostgresEventLogStorage):
-    """dagster-postgres' event log, with planned events batched as it batches materializations
-    (`deploy/dagster.production.yaml`)."""
+    """dagster-postgres' event log, with planned events batched as it batches materializations,
+    on a pooled connection (`deploy/dagster.production.yaml`)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         enable_event_batches()
         super().__init__(*args, **kwargs)
+        # dagster-postgres opens a connection per write (NullPool). A run writes ~70 events one
+        # at a time even with batches (step starts, outputs, checks); keep one connection open
+        # (more while threads need them) as dagster-postgres does in the webserver.
+        self._engine.dispose()
+        self._engine = create_pg_engine(
+            self.postgres_url,
+            self._token_provider,
+            isolation_level="AUTOCOMMIT",
+            pool_size=1,
+            max_overflow=8,
+            pool_recycle=3600,
+            pool_pre_ping=True,
+        )
 
     @classmethod
     def from_config_value(

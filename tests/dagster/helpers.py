@@ -31,10 +31,10 @@ def deploy_config(name: str = "dagster.yaml") -> dict[str, Any]:
     return yaml.safe_load((PROJECT_ROOT / "deploy" / name).read_text())
 
 
-def zizhi_instance(base_dir: Path) -> Any:
+def zizhi_instance(home: Path) -> Any:
     """A test instance with the event log of deploy/dagster.yaml (batching SQLite storage)."""
     storage = deploy_config()["event_log_storage"]
-    overrides = {"event_log_storage": {**storage, "config": {"base_dir": str(base_dir)}}}
+    overrides = {"event_log_storage": {**storage, "config": {"home": str(home)}}}
     return dg.instance_for_test(overrides=overrides)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from pipelines.db import PROJECT_ROOT
 from pipelines.definitions import defs
 from pipelines.event_storage import BatchingPostgresEventLogStorage, BatchingSqliteEventLogStorage
 from pipelines.juhe.assets import NORMALIZED_TABLES
@@ -118,3 +119,17 @@ def test_a_failed_run_marks_its_shards_failed_as_dagsters_storage_does(
             for asset in PARTITIONED:
                 failed = dict.fromkeys(SHARDS, "FAILED")
                 assert partition_status(instance, asset) == failed, (kind, asset)
+
+
+def test_the_embedded_instance_keeps_its_event_log_under_dagster_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((PROJECT_ROOT / "deploy" / "dagster.yaml").read_text())
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert isinstance(instance.event_log_storage, BatchingSqliteEventLogStorage)
+    assert (home / "history" / "runs" / "index.db").exists()
+    assert not (tmp_path / "history").exists()
