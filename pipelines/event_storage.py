@@ -48,17 +48,25 @@ BATCHED_EVENTS = frozenset(
 )
 
 
+# Engines kept (the index and the newest runs'); the webserver reads many runs' files.
+MAX_CACHED_ENGINES = 32
+
+
 def enable_event_batches() -> None:
     os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", EVENT_BATCH_SIZE)
 
 
-def _groups(events: Sequence[dg.EventLogEntry]) -> list[tuple[bool, list[dg.EventLogEntry]]]:
-    """Consecutive runs of batchable and other events, in order (a batch mixes in check events)."""
+def _groups(
+    events: Sequence[dg.EventLogEntry],
+) -> list[tuple[dg.DagsterEventType | None, list[dg.EventLogEntry]]]:
+    """Consecutive runs of events of one batchable type (None: the others), in order — a batch
+    mixes in check events, and "the last event of a key" is only right within one type."""
 
-    def batchable(event: dg.EventLogEntry) -> bool:
-        return event.dagster_event_type in BATCHED_EVENTS and event.dagster_event is not None
+    def kind(event: dg.EventLogEntry) -> dg.DagsterEventType | None:
+        batchable = event.dagster_event_type in BATCHED_EVENTS and event.dagster_event is not None
+        return event.dagster_event_type if batchable else None
 
-    return [(key, list(group)) for key, group in itertools.groupby(events, key=batchable)]
+    return [(key, list(group)) for key, group in itertools.groupby(events, key=kind)]
 
 
 def _index(
@@ -80,7 +88,7 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
 
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None) -> None:
         enable_event_batches()
-        self._shard_engines: dict[str, Engine] = {}
+        self._shard_engines: dict[str, Engine] = {}  # by shard, least recently used first
         super().__init__(base_dir, inst_data=inst_data)
 
     @contextmanager
@@ -88,13 +96,16 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
         """Dagster's `_connect`, keeping each shard's engine (still one SQLite connection per
         use) instead of creating and initializing an engine for every event."""
         with self._db_lock:
-            engine = self._shard_engines.get(shard)
+            engine = self._shard_engines.pop(shard, None)
             if engine is None:
-                engine = self._shard_engines[shard] = sa.create_engine(
+                engine = sa.create_engine(
                     self.conn_string_for_shard(shard),
                     poolclass=sa.pool.NullPool,
                     connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
                 )
+            self._shard_engines[shard] = engine  # most recently used last
+            while len(self._shard_engines) > MAX_CACHED_ENGINES:
+                del self._shard_engines[next(iter(self._shard_engines))]
             if shard not in self._initialized_dbs:
                 self._initdb(engine)
                 self._initialized_dbs.add(shard)
@@ -112,18 +123,35 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
         return cls(os.path.join(config_value["home"], "history", "runs"), inst_data=inst_data)
 
     def store_event_batch(self, events: Sequence[dg.EventLogEntry]) -> None:
-        for batchable, group in _groups(events):
-            if not batchable or len({event.run_id for event in group}) != 1:
+        for kind, group in _groups(events):
+            if kind is None or len({event.run_id for event in group}) != 1:
                 super().store_event_batch(group)
                 continue
             insert = self.prepare_insert_event_batch(group)
             with self.run_connection(group[0].run_id) as conn:
                 conn.execute(insert)
-            with self.index_transaction() as conn:
-                # One statement assigns consecutive ids in VALUES order; RETURNING's order is not
-                # promised, so sort.
-                result = conn.execute(insert.returning(SqlEventLogStorageTable.c.id))
-                _index(self, conn, group, sorted(row[0] for row in result))
+            try:
+                with self.index_transaction() as conn:
+                    # One statement assigns consecutive ids in VALUES order; RETURNING's order
+                    # is not promised, so sort.
+                    result = conn.execute(insert.returning(SqlEventLogStorageTable.c.id))
+                    _index(self, conn, group, sorted(row[0] for row in result))
+            except Exception:
+                # The events are in the run's log already: index them one at a time rather than
+                # raise (Dagster would then store the whole batch again, twice in the run's log).
+                ids = SqlEventLogStorageTable.c.id
+                for event in group:
+                    with self.index_transaction() as conn:
+                        one = conn.execute(self.prepare_insert_event(event).returning(ids))
+                        _index(self, conn, [event], [one.scalar_one()])
+
+    def dispose(self) -> None:
+        super().dispose()
+        self._shard_engines.clear()
+
+    def wipe(self) -> None:
+        super().wipe()
+        self._shard_engines.clear()
 
 
 class BatchingPostgresEventLogStorage(PostgresEventLogStorage):
@@ -159,17 +187,30 @@ class BatchingPostgresEventLogStorage(PostgresEventLogStorage):
         )
 
     def store_event_batch(self, events: Sequence[dg.EventLogEntry]) -> None:
-        for batchable, group in _groups(events):
-            planned = batchable and all(
-                event.dagster_event_type == dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED
-                for event in group
-            )
-            if not planned:
+        for kind, group in _groups(events):
+            if kind != dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED:
                 super().store_event_batch(group)
                 continue
             insert = self.prepare_insert_event_batch(group)
             with self._connect() as conn:
                 result = conn.execute(insert.returning(SqlEventLogStorageTable.c.id))
                 ids = sorted(row[0] for row in result)
-            with self.index_transaction() as conn:
-                _index(self, conn, group, ids)
+            try:
+                with self.index_transaction() as conn:
+                    _index(self, conn, group, ids)
+            except Exception:
+                # Stored already: index one at a time rather than have Dagster store them again.
+                for event, event_id in zip(group, ids, strict=True):
+                    with self.index_transaction() as conn:
+                        _index(self, conn, [event], [event_id])
+
+    def optimize_for_webserver(
+        self, statement_timeout: int, pool_recycle: int, max_overflow: int
+    ) -> None:
+        pooled = self._engine
+        super().optimize_for_webserver(statement_timeout, pool_recycle, max_overflow)
+        pooled.dispose()
+
+    def dispose(self) -> None:
+        super().dispose()
+        self._engine.dispose()

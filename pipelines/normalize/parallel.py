@@ -16,6 +16,7 @@ workers costs about a second.
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
 from collections.abc import Sequence
@@ -68,7 +69,7 @@ def normalize_chunks(
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
         futures: list[Future[NormalizeReport]] = [
             pool.submit(_chunk_task, url, shard, company_ids, run_id, pending_only)
-            for shard, company_ids in chunks
+            for shard, company_ids in _round_robin(chunks)
         ]
         try:
             for future in futures:
@@ -77,6 +78,15 @@ def normalize_chunks(
             pool.shutdown(cancel_futures=True)
             raise
     return report
+
+
+def _round_robin(chunks: Sequence[tuple[int, list[int]]]) -> list[tuple[int, list[int]]]:
+    """The chunks shard by shard in turn, so workers seldom wait for the same shard's lock."""
+    by_shard: dict[int, list[tuple[int, list[int]]]] = {}
+    for chunk in chunks:
+        by_shard.setdefault(chunk[0], []).append(chunk)
+    rounds = itertools.zip_longest(*by_shard.values())
+    return [chunk for round_ in rounds for chunk in round_ if chunk is not None]
 
 
 def _chunk_task(

@@ -12,6 +12,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from pipelines import event_storage
 from pipelines.db import PROJECT_ROOT
 from pipelines.definitions import defs
 from pipelines.event_storage import BatchingPostgresEventLogStorage, BatchingSqliteEventLogStorage
@@ -133,3 +134,23 @@ def test_the_embedded_instance_keeps_its_event_log_under_dagster_home(
         assert isinstance(instance.event_log_storage, BatchingSqliteEventLogStorage)
     assert (home / "history" / "runs" / "index.db").exists()
     assert not (tmp_path / "history").exists()
+
+
+def test_a_batch_whose_indexing_fails_is_indexed_one_by_one_not_stored_twice(
+    engine, sandbox, roster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = event_storage._index
+
+    def index_only_single_events(storage, conn, events, ids):  # type: ignore[no-untyped-def]
+        if len(events) > 1:
+            raise RuntimeError("database is locked")  # as a busy index database would
+        index(storage, conn, events, ids)
+
+    monkeypatch.setattr(event_storage, "_index", index_only_single_events)
+    with instance_of("batching", tmp_path, monkeypatch) as instance:
+        result = run_refresh(instance, first=SHARDS[0], last=SHARDS[-1], force=True)
+        assert result.success
+        events = asset_events(instance, result.run_id)
+        assert max(events.values()) == 1, "an event was stored twice"
+        for asset in PARTITIONED:
+            assert partition_status(instance, asset) == dict.fromkeys(SHARDS, "MATERIALIZED")
