@@ -48,6 +48,16 @@ def _number(name: str, default: float, *, minimum: float = 0.0) -> float:
     return value
 
 
+def normalize_workers() -> int | None:
+    """`ZIZHI_NORMALIZE_WORKERS`: processes for a large normalize; None when unset."""
+    if not os.environ.get("ZIZHI_NORMALIZE_WORKERS", "").strip():
+        return None
+    workers = _number("ZIZHI_NORMALIZE_WORKERS", 1, minimum=1)
+    if not workers.is_integer():
+        raise SettingsError(f"ZIZHI_NORMALIZE_WORKERS={workers:g} must be a whole number")
+    return int(workers)
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = field(default_factory=default_database_url)

@@ -29,12 +29,12 @@ from sqlalchemy.engine import Connection, Engine
 from models import Company
 from pipelines.normalize import bulk
 from pipelines.normalize.report import NormalizeReport
+from pipelines.normalize.state import slices
 from pipelines.normalize.writer import compute_chunk, normalize_chunk, write_chunk
-from pipelines.settings import SettingsError
+from pipelines.settings import normalize_workers
 
 PARALLEL_MIN_RESPONSES = 10_000
 MAX_DEFAULT_WORKERS = 4
-_SLICE = 5000
 
 _engines: dict[str, Engine] = {}  # one per database, per worker process
 
@@ -47,12 +47,8 @@ def worker_count(requested: int | None, responses: int) -> int:
         return max(1, requested)
     if responses < PARALLEL_MIN_RESPONSES:
         return 1
-    raw = os.environ.get("ZIZHI_NORMALIZE_WORKERS", "").strip()
-    if not raw:
-        return min(MAX_DEFAULT_WORKERS, os.cpu_count() or 1)
-    if not raw.isdigit() or int(raw) < 1:
-        raise SettingsError(f"ZIZHI_NORMALIZE_WORKERS={raw!r} must be a whole number ≥ 1")
-    return int(raw)
+    default = min(MAX_DEFAULT_WORKERS, os.cpu_count() or 1)
+    return normalize_workers() or default
 
 
 def normalize_chunks(
@@ -130,9 +126,7 @@ def company_rows(conn: Connection, company_ids: list[int]) -> list[tuple[Any, ..
     """What every write to these companies' normalized state changes: id, fingerprint and
     updated_at of each company row."""
     rows: list[tuple[Any, ...]] = []
-    ids = sorted(company_ids)
-    for start in range(0, len(ids), _SLICE):
-        part = ids[start : start + _SLICE]
+    for part in slices(sorted(company_ids)):
         query = (
             sa.select(Company.id, Company.normalized_fingerprint, Company.updated_at)
             .where(Company.id.in_(part))

@@ -29,7 +29,8 @@ from pipelines.normalize.tracking import (
 _SLICE = 5000
 
 
-def _slices(values: Sequence[Any]) -> Iterator[list[Any]]:
+def slices(values: Sequence[Any]) -> Iterator[list[Any]]:
+    """Consecutive parts of at most 5,000 values, for IN (...) lists under drivers' limits."""
     for start in range(0, len(values), _SLICE):
         yield list(values[start : start + _SLICE])
 
@@ -65,7 +66,7 @@ def load_stored(conn: Connection, company_ids: Sequence[int]) -> dict[int, Store
     """Companies with their licences' current rows (no history, no JSON)."""
     companies: dict[int, StoredCompany] = {}
     lic = License.__table__.c
-    for part in _slices(company_ids):
+    for part in slices(company_ids):
         rows = conn.execute(
             sa.select(Company.id, Company.last_response_at, Company.license_count).where(
                 Company.id.in_(part)
@@ -119,7 +120,7 @@ def _needs(
 
 def _load_history(conn: Connection, licences: Mapping[int, LicenseState]) -> None:
     v = LicenseVersion.__table__.c
-    for part in _slices(sorted(licences)):
+    for part in slices(sorted(licences)):
         rows = conn.execute(
             sa.select(v.license_id, v.valid_from, v.valid_to, v.content_hash).where(
                 v.license_id.in_(part)
@@ -142,7 +143,7 @@ def _load_history(conn: Connection, licences: Mapping[int, LicenseState]) -> Non
 
 def _load_content(conn: Connection, licences: Mapping[int, LicenseState]) -> None:
     v = LicenseVersion.__table__.c
-    for part in _slices(sorted(licences)):
+    for part in slices(sorted(licences)):
         rows = conn.execute(
             sa.select(v.license_id, v.content).where(v.license_id.in_(part), v.valid_to.is_(None))
         )
