@@ -13,6 +13,10 @@ from pathlib import Path
 DEFAULT_BASE_URL = "http://v.juhe.cn/enterprise/App/ConLicByName/query"
 DEFAULT_DATA_DIR = "data"
 DEFAULT_SQLITE_NAME = "zizhi.sqlite"
+# Roster caps: far above a real company list, low enough that a crafted file is refused early.
+DEFAULT_ROSTER_MAX_ROWS = 500_000
+DEFAULT_ROSTER_MAX_COLUMNS = 500
+DEFAULT_ROSTER_MAX_LINE_BYTES = 1 << 20
 
 
 class SettingsError(ValueError):
@@ -48,6 +52,13 @@ def _number(name: str, default: float, *, minimum: float = 0.0) -> float:
     return value
 
 
+def _whole_number(name: str, default: int, *, minimum: int = 1) -> int:
+    value = _number(name, default, minimum=minimum)
+    if not value.is_integer():
+        raise SettingsError(f"{name}={os.environ[name].strip()!r} must be a whole number")
+    return int(value)
+
+
 def normalize_workers() -> int | None:
     """`ZIZHI_NORMALIZE_WORKERS`: processes for a large normalize; None when unset."""
     if not os.environ.get("ZIZHI_NORMALIZE_WORKERS", "").strip():
@@ -68,6 +79,9 @@ class Settings:
     juhe_price_per_call: float = 0.0
     refresh_interval_days: float = 7.0
     roster_path: Path | None = None
+    roster_max_rows: int = DEFAULT_ROSTER_MAX_ROWS
+    roster_max_columns: int = DEFAULT_ROSTER_MAX_COLUMNS
+    roster_max_line_bytes: int = DEFAULT_ROSTER_MAX_LINE_BYTES
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -83,4 +97,11 @@ class Settings:
             juhe_price_per_call=_number("JUHE_PRICE_PER_CALL", 0.0),
             refresh_interval_days=_number("ZIZHI_REFRESH_INTERVAL_DAYS", 7.0, minimum=0.0),
             roster_path=Path(roster).resolve() if roster else None,
+            roster_max_rows=_whole_number("ZIZHI_ROSTER_MAX_ROWS", DEFAULT_ROSTER_MAX_ROWS),
+            roster_max_columns=_whole_number(
+                "ZIZHI_ROSTER_MAX_COLUMNS", DEFAULT_ROSTER_MAX_COLUMNS
+            ),
+            roster_max_line_bytes=_whole_number(
+                "ZIZHI_ROSTER_MAX_LINE_BYTES", DEFAULT_ROSTER_MAX_LINE_BYTES
+            ),
         )
