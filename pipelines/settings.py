@@ -53,7 +53,7 @@ def _number(name: str, default: float, *, minimum: float = 0.0) -> float:
 
 
 def _whole_number(name: str, default: int, *, minimum: int = 1) -> int:
-    value = _number(name, default, minimum=minimum)
+    value = _number(name, float(default), minimum=minimum)
     if not value.is_integer():
         raise SettingsError(f"{name}={os.environ[name].strip()!r} must be a whole number")
     return int(value)
