@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from pipelines.db import PROJECT_ROOT
 from pipelines.devserver import dagster_services
 from pipelines.roster.store import store_roster
 from pipelines.roster.validate import load_roster
+from tests.conftest import wait_until
 from tests.dagster.helpers import write_roster
 
 # Heavy: one xdist worker runs this group in sequence (see run_suites.sh).
@@ -49,6 +49,10 @@ query Runs($id: String!) {
   }
 }"""
 NORMALIZED = ["companies", "licenses", "license_names", "license_versions", "license_changes"]
+ENDED = ("SUCCESS", "FAILURE", "CANCELED")
+# Generous bounds in seconds: on a fast machine start-up takes ~5 s and each wait at most ~35 s.
+READY_WAIT = 180
+BACKFILL_WAIT = 240
 
 
 def free_port() -> int:
@@ -71,7 +75,7 @@ def dagster_ui(database_url: str, sandbox, tmp_path: Path) -> Iterator[str]:
     }
     with (
         (tmp_path / "dagster.log").open("w") as log,
-        dagster_services(port=free_port(), env=env, log=log) as url,
+        dagster_services(port=free_port(), env=env, log=log, ready_timeout=READY_WAIT) as url,
     ):
         yield f"{url}/graphql"
 
@@ -89,29 +93,53 @@ def graphql(url: str, query: str, **variables: object) -> dict:
     return body["data"]
 
 
-def run_backfill(url: str, assets: list[str], shards: list[str]) -> None:
+def launch_backfill(url: str, assets: list[str], shards: list[str]) -> str:
     params = {"partitionNames": shards, "assetSelection": [{"path": [a]} for a in assets]}
     launched = graphql(url, LAUNCH, params=params)["launchPartitionBackfill"]
     assert launched["__typename"] == "LaunchBackfillSuccess", launched
-    backfill_id = launched["backfillId"]
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        status = graphql(url, STATUS, id=backfill_id)["partitionBackfillOrError"]["status"]
-        runs = graphql(url, RUNS, id=backfill_id)["runsOrError"]["results"]
-        if (
-            status not in ("REQUESTED", "CANCELING", "FAILING")
-            and runs
-            and all(r["status"] in ("SUCCESS", "FAILURE", "CANCELED") for r in runs)
-        ):
-            assert status in ("COMPLETED", "COMPLETED_SUCCESS"), (status, runs)
-            assert all(r["status"] == "SUCCESS" for r in runs), runs
-            # BackfillPolicy.single_run(): one run per contiguous range of the chosen shards
-            assert len(runs) == contiguous_ranges(shards)
-            return
-        time.sleep(1)
-    pytest.fail(f"backfill {backfill_id} did not finish: {status} {runs}")
+    return str(launched["backfillId"])
 
 
+def backfill_runs(url: str, backfill_id: str) -> list[dict]:
+    return graphql(url, RUNS, id=backfill_id)["runsOrError"]["results"]
+
+
+def check_runs(runs: list[dict], shards: list[str]) -> None:
+    """All succeeded, one per contiguous range of the shards (BackfillPolicy.single_run())."""
+    assert all(r["status"] == "SUCCESS" for r in runs), runs
+    assert len(runs) == contiguous_ranges(shards), runs
+
+
+def wait_for_runs(url: str, backfill_id: str, shards: list[str]) -> None:
+    """Wait until the backfill has launched its runs and they have all ended."""
+
+    def ended() -> list[dict] | None:
+        runs = backfill_runs(url, backfill_id)
+        if len(runs) < contiguous_ranges(shards) or not all(r["status"] in ENDED for r in runs):
+            return None
+        return runs
+
+    what = f"the runs of backfill {backfill_id}"
+    check_runs(wait_until(ended, within=BACKFILL_WAIT, what=what, poll=1), shards)
+
+
+def wait_for_completion(url: str, backfill_id: str, shards: list[str]) -> None:
+    """Wait for the daemon to mark the backfill done (on its first tick after the last run)."""
+
+    def status() -> str | None:
+        found = graphql(url, STATUS, id=backfill_id)["partitionBackfillOrError"]["status"]
+        return None if found in ("REQUESTED", "CANCELING", "FAILING") else found
+
+    found = wait_until(status, within=BACKFILL_WAIT, what=f"backfill {backfill_id}", poll=1)
+    assert found in ("COMPLETED", "COMPLETED_SUCCESS"), found
+    check_runs(backfill_runs(url, backfill_id), shards)
+
+
+# The daemon evaluates backfills every 30 s (fixed in Dagster): a backfill's runs are submitted on
+# the first tick after its launch and the backfill is marked done on a later one. The second
+# backfill is launched as soon as the first one's runs have finished, so the tick that marks the
+# first one done also submits the second one's runs: three ticks instead of four.
+@pytest.mark.timeout(READY_WAIT + 4 * BACKFILL_WAIT + 120)  # above every bounded wait
 def test_ui_backfill_of_three_shards_fetches_only_their_due_companies(
     engine, sandbox, dagster_ui, tmp_path
 ) -> None:
@@ -123,7 +151,8 @@ def test_ui_backfill_of_three_shards_fetches_only_their_due_companies(
     keys = [f"{s:02d}" for s in shards]
     expected = {cid for cid, shard in by_shard.items() if shard in shards}
 
-    run_backfill(dagster_ui, ["qualification_responses", *NORMALIZED], keys)
+    fetch = launch_backfill(dagster_ui, ["qualification_responses", *NORMALIZED], keys)
+    wait_for_runs(dagster_ui, fetch, keys)
 
     with engine.connect() as conn:
         fetched = set(conn.execute(sa.text("SELECT company_id FROM raw_responses")).scalars())
@@ -135,7 +164,10 @@ def test_ui_backfill_of_three_shards_fetches_only_their_due_companies(
 
     # A backfill of the normalized tables alone replays stored raw responses: no API call.
     calls_before = sandbox.stats()["requests"]
-    run_backfill(dagster_ui, NORMALIZED, keys)
+    replay = launch_backfill(dagster_ui, NORMALIZED, keys)
+    wait_for_runs(dagster_ui, replay, keys)
+    wait_for_completion(dagster_ui, fetch, keys)
+    wait_for_completion(dagster_ui, replay, keys)
     assert sandbox.stats()["requests"] == calls_before
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT COUNT(*) FROM licenses")).scalar_one() == licences
