@@ -1,0 +1,115 @@
+"""The settings refuse an endpoint the key must not travel to, and never echo a password."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipelines.settings import DEFAULT_BASE_URL, Settings, SettingsError
+
+PASSWORD = "pw-9c1e77d0"
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in ("JUHE_BASE_URL", "JUHE_ALLOW_INSECURE_HTTP", "DATABASE_URL", "JUHE_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def test_the_default_endpoint_is_juhe_over_https(env: pytest.MonkeyPatch) -> None:
+    assert DEFAULT_BASE_URL == "https://v.juhe.cn/enterprise/App/ConLicByName/query"
+    assert Settings.from_env().juhe_base_url == DEFAULT_BASE_URL
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://v.juhe.cn/enterprise/App/ConLicByName/query",
+        "https://juhe-gateway.example.com:8443/query",
+        "http://127.0.0.1:8765/enterprise/App/ConLicByName/query",
+        "http://127.3.2.1/query",
+        "http://localhost:8765/query",
+        "http://LOCALHOST/query",
+        "http://[::1]:8765/query",
+    ],
+)
+def test_https_anywhere_and_plain_http_to_this_host_are_accepted(
+    env: pytest.MonkeyPatch, url: str
+) -> None:
+    env.setenv("JUHE_BASE_URL", url)
+    settings = Settings.from_env()
+    assert settings.juhe_base_url == url
+    assert settings.juhe_insecure_http_warning is None
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("http://v.juhe.cn/enterprise/App/ConLicByName/query", "plain http to v.juhe.cn"),
+        ("http://10.0.0.7:8765/query", "JUHE_ALLOW_INSECURE_HTTP=1"),
+        ("http://127.0.0.1.evil.example/query", "plain http"),
+        ("http://localhost.evil.example/query", "plain http"),
+        ("https://v.juhe.cn/query?key=abc", "query string"),
+        ("https://v.juhe.cn/query?", "query string"),
+        ("https://v.juhe.cn/query#frag", "fragment"),
+        (f"https://user:{PASSWORD}@v.juhe.cn/query", "credentials"),
+        (f"https://{PASSWORD}@v.juhe.cn/query", "credentials"),
+        (f"user:{PASSWORD}@v.juhe.cn/query", "credentials"),
+        ("ftp://v.juhe.cn/query", "https://"),
+        ("file:///etc/passwd", "https://"),
+        ("v.juhe.cn/enterprise/App/ConLicByName/query", "https://"),
+        ("https:///query", "no host"),
+        ("https://v.juhe.cn:99999/query", "not a URL"),
+        ("https://v.juhe.cn/que ry", "spaces"),
+    ],
+)
+def test_an_endpoint_the_key_must_not_travel_to_is_refused(
+    env: pytest.MonkeyPatch, url: str, said: str
+) -> None:
+    env.setenv("JUHE_BASE_URL", url)
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env()
+    message = str(refused.value)
+    assert message.startswith("JUHE_BASE_URL=")
+    assert said in message
+    assert PASSWORD not in message
+    assert "key=abc" not in message
+
+
+def test_plain_http_to_another_host_needs_the_opt_in_and_then_warns(
+    env: pytest.MonkeyPatch,
+) -> None:
+    env.setenv("JUHE_BASE_URL", "http://juhe-proxy.internal/query")
+    with pytest.raises(SettingsError, match="JUHE_ALLOW_INSECURE_HTTP"):
+        Settings.from_env()
+    env.setenv("JUHE_ALLOW_INSECURE_HTTP", "1")
+    warning = Settings.from_env().juhe_insecure_http_warning
+    assert warning is not None and "juhe-proxy.internal" in warning and "unencrypted" in warning
+    # The opt-in never lets through what is refused for other reasons.
+    env.setenv("JUHE_BASE_URL", f"http://u:{PASSWORD}@juhe-proxy.internal/query")
+    with pytest.raises(SettingsError, match="credentials"):
+        Settings.from_env()
+
+
+@pytest.mark.parametrize("value", ["maybe", "2", "yes please"])
+def test_the_opt_in_is_a_plain_switch(env: pytest.MonkeyPatch, value: str) -> None:
+    env.setenv("JUHE_ALLOW_INSECURE_HTTP", value)
+    with pytest.raises(SettingsError, match="JUHE_ALLOW_INSECURE_HTTP"):
+        Settings.from_env()
+
+
+def test_a_malformed_database_url_is_refused_without_echoing_it(
+    env: pytest.MonkeyPatch,
+) -> None:
+    env.setenv("DATABASE_URL", f"not a url {PASSWORD}")
+    with pytest.raises(SettingsError, match="DATABASE_URL") as refused:
+        Settings.from_env()
+    assert PASSWORD not in str(refused.value)
+
+
+def test_the_settings_repr_hides_the_database_password(env: pytest.MonkeyPatch) -> None:
+    env.setenv("DATABASE_URL", f"postgresql://zizhi:{PASSWORD}@db.internal:5432/zizhi")
+    settings = Settings.from_env()
+    assert PASSWORD not in repr(settings)
+    assert "db.internal" in repr(settings)
+    assert settings.database_url.endswith("@db.internal:5432/zizhi")  # the real one is kept
