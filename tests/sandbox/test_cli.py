@@ -6,7 +6,6 @@ import csv
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -14,18 +13,20 @@ import httpx
 from juhe_sandbox import identifiers as ids
 from juhe_sandbox.__main__ import SAMPLE_ROSTER, main
 from juhe_sandbox.dataset import Dataset
+from tests.conftest import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "cli-s3cret-key"
 
 
 def _wait_for(path: Path, process: subprocess.Popen[str]) -> str:
-    for _ in range(200):
-        if path.exists():
-            return path.read_text(encoding="utf-8").strip()
-        assert process.poll() is None, process.communicate()
-        time.sleep(0.05)
-    raise AssertionError("the sandbox never became ready")
+    """The URL the sandbox writes to its ready file once it serves."""
+
+    def ready() -> str | None:
+        assert process.poll() is None, process.communicate()  # it exited instead
+        return path.read_text(encoding="utf-8").strip() if path.exists() else None
+
+    return wait_until(ready, within=120, what="the sandbox to write its ready file")
 
 
 def test_serves_until_sigterm_and_never_shows_the_key(tmp_path: Path) -> None:
@@ -65,7 +66,7 @@ def test_serves_until_sigterm_and_never_shows_the_key(tmp_path: Path) -> None:
             )
     finally:
         process.send_signal(signal.SIGTERM)
-        stdout, stderr = process.communicate(timeout=10)
+        stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 0
     assert stdout.splitlines()[0] == f"juhe sandbox listening on {url}"
     assert "/enterprise/App/ConLicByName/query" in stderr  # requests were logged…
@@ -91,9 +92,11 @@ def test_sigint_also_stops_cleanly(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
-    _wait_for(ready, process)
-    process.send_signal(signal.SIGINT)
-    process.communicate(timeout=10)
+    try:
+        _wait_for(ready, process)
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=60)
     assert process.returncode == 0
 
 
