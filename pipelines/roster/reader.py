@@ -4,6 +4,11 @@ Rows are streamed, never loaded whole. Each row carries its source (the file nam
 `#Sheet` for workbooks) and the row number a person sees in Excel (the header is usually row 1).
 Anything that stops a file from being read raises `RosterFileError` naming the file and the
 problem in plain words; the caller records it and moves on to the next file.
+
+A roster can be large, sparse or crafted, so reading is bounded (`RosterLimits`, from the
+`ZIZHI_ROSTER_MAX_*` settings): a CSV line is never read past `max_line_bytes`, a row may use
+`max_columns` columns, a run of blank rows (a sheet with rows 1 and 600000) is one row, and file
+content quoted in a message is a short prefix with invisible characters escaped.
 """
 
 from __future__ import annotations
@@ -14,14 +19,20 @@ import datetime as dt
 import re
 import unicodedata
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from xml.etree.ElementTree import ParseError
+from typing import TextIO
 
 import charset_normalizer
 import openpyxl
-from openpyxl.utils.exceptions import InvalidFileException
+
+from pipelines.settings import (
+    DEFAULT_ROSTER_MAX_COLUMNS,
+    DEFAULT_ROSTER_MAX_LINE_BYTES,
+    DEFAULT_ROSTER_MAX_ROWS,
+    Settings,
+)
 
 TEXT_SUFFIXES = (".csv", ".tsv", ".txt")
 WORKBOOK_SUFFIXES = (".xlsx", ".xlsm")
@@ -29,6 +40,11 @@ FOLDER_SUFFIXES = (".csv", ".tsv", ".xlsx", ".xlsm")
 HEADER_SCAN_ROWS = 10  # title lines above the header are common in exported workbooks
 DELIMITERS = (",", "\t", ";", "|")
 _CHUNK = 1 << 20
+# The encoding of a file that is neither UTF-8 nor GB18030 is guessed from its first megabyte.
+GUESS_BYTES = 1 << 20
+EXCEL_MAX_ROWS = 1_048_576  # the last row of an Excel sheet; a row beyond it is a crafted file
+MAX_HEADER_CELL = 64  # a longer cell is no column name (the aliases are a few characters long)
+SHOWN_CHARS = 60  # longest prefix of file content quoted in a message
 
 FIELD_ALIASES: dict[str, tuple[str, ...]] = {
     "name": (
@@ -44,6 +60,34 @@ FIELD_ALIASES: dict[str, tuple[str, ...]] = {
     "uscc": ("统一社会信用代码", "信用代码", "社会信用代码", "uscc", "credit_code", "credit code"),
     "reg_no": ("注册号", "工商注册号", "reg_no", "registration_number", "registration number"),
 }
+
+
+@dataclass(frozen=True, slots=True)
+class RosterLimits:
+    """How much of a roster is read; the messages name the setting that raises each limit."""
+
+    max_rows: int = DEFAULT_ROSTER_MAX_ROWS  # rows with data, all files together
+    max_columns: int = DEFAULT_ROSTER_MAX_COLUMNS
+    max_line_bytes: int = DEFAULT_ROSTER_MAX_LINE_BYTES  # one CSV row, in the file's encoding
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RosterLimits:
+        return cls(
+            settings.roster_max_rows, settings.roster_max_columns, settings.roster_max_line_bytes
+        )
+
+
+def shown(text: str, limit: int = SHOWN_CHARS) -> str:
+    """File content for a message: at most `limit` characters, control and format characters
+    (line breaks, ANSI escapes, bidi overrides) written as escapes, other spacing as a space."""
+    head = "".join(_shown_char(ch) for ch in text[:limit])
+    return head + ("…" if len(text) > limit else "")
+
+
+def _shown_char(ch: str) -> str:
+    if ch.isprintable():
+        return ch
+    return " " if unicodedata.category(ch) == "Zs" else repr(ch)[1:-1]
 
 
 class RosterFileError(Exception):
@@ -65,6 +109,7 @@ class RosterRow:
     name: str
     uscc: str
     reg_no: str
+    span: int = 1  # rows it stands for: a run of blank rows is one row
 
     @property
     def is_blank(self) -> bool:
@@ -110,22 +155,27 @@ def roster_sources(path: str | Path, sheet: str | None = None) -> list[RosterSou
     return [RosterSource(target, sheet)]
 
 
-def read_source(source: RosterSource) -> Iterator[RosterRow]:
+def read_source(
+    source: RosterSource, limits: RosterLimits | None = None
+) -> Generator[RosterRow, None, None]:
     """Stream the data rows of one file or sheet (raises RosterFileError while iterating)."""
-    yield from _records(source.label, _numbered_rows(source))
+    limits = limits or RosterLimits()
+    yield from _records(source.label, _numbered_rows(source, limits), limits.max_columns)
 
 
-def read_roster(path: str | Path, sheet: str | None = None) -> Iterator[RosterRow]:
+def read_roster(
+    path: str | Path, sheet: str | None = None, limits: RosterLimits | None = None
+) -> Iterator[RosterRow]:
     """Every data row of a roster path; the first file error stops the iteration."""
     for source in roster_sources(path, sheet):
-        yield from read_source(source)
+        yield from read_source(source, limits)
 
 
 def _is_workbook(path: Path) -> bool:
     return path.suffix.lower() in WORKBOOK_SUFFIXES
 
 
-def _numbered_rows(source: RosterSource) -> Iterator[tuple[int, list[str]]]:
+def _numbered_rows(source: RosterSource, limits: RosterLimits) -> Iterator[tuple[int, list[str]]]:
     path, suffix = source.path, source.path.suffix.lower()
     label = source.label
     if not path.is_file():
@@ -137,7 +187,7 @@ def _numbered_rows(source: RosterSource) -> Iterator[tuple[int, list[str]]]:
     if source.sheet:
         raise RosterFileError(label, f"a sheet name (#{source.sheet}) applies to .xlsx files only")
     if suffix in TEXT_SUFFIXES:
-        return _text_rows(path, label)
+        return _text_rows(path, label, limits.max_line_bytes)
     if suffix == ".xls":
         raise RosterFileError(
             label,
@@ -168,7 +218,9 @@ def detect_encoding(path: Path, label: str | None = None) -> str:
     for encoding in ("utf-8", "gb18030"):
         if _decodes(path, encoding):
             return encoding
-    best = charset_normalizer.from_path(path).best()
+    with path.open("rb") as file:
+        sample = file.read(GUESS_BYTES)  # never the whole file: it may be one 50 MB line
+    best = charset_normalizer.from_bytes(sample).best()
     if best is None:
         raise RosterFileError(
             label,
@@ -205,51 +257,112 @@ def _delimiter(sample: str) -> str:
     return best if counts[best] else ","
 
 
-def _text_rows(path: Path, label: str) -> Iterator[tuple[int, list[str]]]:
+class _RowTooLong(Exception):
+    """A CSV row went past the byte limit; raised through csv.reader to `_text_rows`."""
+
+
+class _BoundedLines:
+    """A text file's lines for csv.reader, refusing a row longer than `limit` bytes.
+
+    `readline(limit + 1)` stops at limit + 1 characters, each at least one byte, so a 50 MB line
+    is refused after reading about `limit` of it. A quoted field may span lines: the bytes of all
+    lines of one row count (`row_done` starts the next row).
+    """
+
+    def __init__(self, file: TextIO, encoding: str, limit: int) -> None:
+        self._file, self._encoding, self._limit = file, encoding, limit
+        self._ascii_bytes = len("aa".encode(encoding)) - len("a".encode(encoding))  # BOM-free
+        self._row_bytes = 0
+
+    def __iter__(self) -> _BoundedLines:
+        return self
+
+    def __next__(self) -> str:
+        line = self._file.readline(self._limit + 1)
+        if not line:
+            raise StopIteration
+        if line.isascii():
+            self._row_bytes += len(line) * self._ascii_bytes
+        else:
+            self._row_bytes += len(line.encode(self._encoding, errors="replace"))
+        if self._row_bytes > self._limit:
+            raise _RowTooLong
+        return line
+
+    def row_done(self) -> None:
+        self._row_bytes = 0
+
+
+def _text_rows(path: Path, label: str, max_line_bytes: int) -> Iterator[tuple[int, list[str]]]:
     encoding = detect_encoding(path, label)
     with path.open(encoding=encoding, newline="") as file:
         delimiter = _delimiter(file.read(65536))
     number = 0
     try:
         with path.open(encoding=encoding, newline="") as file:
-            for number, cells in enumerate(csv.reader(file, delimiter=delimiter), start=1):
+            lines = _BoundedLines(file, encoding, max_line_bytes)
+            for number, cells in enumerate(csv.reader(lines, delimiter=delimiter), start=1):
+                lines.row_done()
                 yield number, cells
+    except _RowTooLong:
+        raise RosterFileError(
+            label,
+            f"row {number + 1} is longer than {max_line_bytes:,} bytes, the most "
+            f"ZIZHI_ROSTER_MAX_LINE_BYTES={max_line_bytes} allows (is this a roster?); "
+            "the rows before it were read",
+        ) from None
     except (csv.Error, UnicodeDecodeError) as error:
         raise RosterFileError(
-            label, f"row {number + 1} could not be read ({error}); the rows before it were read"
+            label,
+            f"row {number + 1} could not be read ({shown(str(error))}); "
+            "the rows before it were read",
         ) from error
 
 
 # --- workbooks ----------------------------------------------------------------------------
+#
+# A damaged or crafted workbook makes openpyxl raise almost anything: zipfile.BadZipFile (bad
+# CRC), zlib.error (corrupt deflate stream), EOFError (truncated member), NotImplementedError
+# (Deflate64), RuntimeError (encrypted member), ParseError, KeyError (missing part), ValueError,
+# CellCoordinatesException... Whatever it is, that one file cannot be read: it becomes the
+# file's RosterFileError and the other roster files are still read.
 
-_WORKBOOK_ERRORS = (
-    zipfile.BadZipFile,
-    InvalidFileException,
-    KeyError,
-    ParseError,
-    OSError,
-    ValueError,
-    TypeError,
-)
+
+def _problem(error: Exception) -> str:
+    return f"{type(error).__name__}: {shown(str(error), 120)}"
 
 
 def _workbook_rows(path: Path, sheet: str | None, label: str) -> Iterator[tuple[int, list[str]]]:
-    try:
-        workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except zipfile.BadZipFile as error:
+    if not zipfile.is_zipfile(path):
         raise RosterFileError(
             label,
             "is not a valid .xlsx workbook (not a zip file); if it is a CSV, give it a .csv name",
+        )
+    try:
+        workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception as error:  # see above
+        raise RosterFileError(
+            label, f"is not a readable .xlsx workbook ({_problem(error)})"
         ) from error
-    except _WORKBOOK_ERRORS as error:
-        raise RosterFileError(label, f"is not a readable .xlsx workbook ({error})") from error
     try:
         worksheet = _pick_sheet(workbook, sheet, label)
         worksheet.reset_dimensions()  # some writers record a wrong used range; read everything
+        # openpyxl yields a row for every row number, present or not: bound the row numbers.
         for number, values in enumerate(worksheet.iter_rows(values_only=True), start=1):
+            if number > EXCEL_MAX_ROWS:
+                raise RosterFileError(
+                    label,
+                    f"has a row below row {EXCEL_MAX_ROWS:,}, the last row of an Excel sheet; "
+                    "the rows above it were read",
+                )
             yield number, [_cell_text(v) for v in values]
-    except _WORKBOOK_ERRORS as error:
-        raise RosterFileError(label, f"could not be read completely ({error})") from error
+    except RosterFileError:
+        raise
+    except Exception as error:  # see above
+        raise RosterFileError(
+            label,
+            f"could not be read completely ({_problem(error)}); the rows before it were read",
+        ) from error
     finally:
         workbook.close()
 
@@ -261,10 +374,9 @@ def _pick_sheet(workbook: openpyxl.Workbook, sheet: str | None, label: str):  # 
             raise RosterFileError(label, "has no worksheet")
         return workbook.worksheets[0]
     if sheet not in names:
-        raise RosterFileError(
-            label,
-            f"has no sheet named {sheet!r}; its sheets are " + ", ".join(repr(n) for n in names),
-        )
+        listed = ", ".join(repr(shown(n, 40)) for n in names[:10])
+        more = f" and {len(names) - 10} more" if len(names) > 10 else ""
+        raise RosterFileError(label, f"has no sheet named {sheet!r}; its sheets are {listed}{more}")
     return workbook[sheet]
 
 
@@ -295,22 +407,50 @@ _ALIAS_FIELD = {
 
 
 def _header_fields(cells: list[str]) -> dict[str, int]:
-    """field → column index of the first column whose header is one of the field's aliases."""
+    """field → column index of the first column whose header is one of the field's aliases.
+
+    A cell longer than MAX_HEADER_CELL is skipped unexamined: no alias is that long, and the
+    folding regex must never see a hostile megabyte-long cell.
+    """
     found: dict[str, int] = {}
     for index, cell in enumerate(cells):
+        if len(cell) > MAX_HEADER_CELL:
+            continue
         field = _ALIAS_FIELD.get(header_token(cell))
         if field and field not in found:
             found[field] = index
     return found
 
 
-def _labels(cells: list[str]) -> list[str]:
-    """Column labels for raw_row: the header text, or `column N` where it is blank or repeated."""
+def column_labels(cells: Sequence[str]) -> list[str]:
+    """Column labels for raw_row: the header text, or `column N` where it is blank or repeated.
+
+    Linear in the number of cells (repeats are found in a set): a header may be 20,000 wide.
+    """
     labels: list[str] = []
+    seen: set[str] = set()
     for index, cell in enumerate(cells, start=1):
         label = cell.strip() or f"column {index}"
-        labels.append(label if label not in labels else f"{label} (column {index})")
+        if label in seen:
+            label = f"{label} (column {index})"
+        seen.add(label)
+        labels.append(label)
     return labels
+
+
+def _fit_columns(label: str, number: int, cells: list[str], limit: int) -> list[str]:
+    """The row's cells up to `limit`; blank cells past it (Excel formatting) are dropped."""
+    if len(cells) <= limit:
+        return cells
+    for index in range(len(cells) - 1, limit - 1, -1):
+        if cells[index].strip():
+            raise RosterFileError(
+                label,
+                f"row {number} has a value in column {index + 1:,}; a roster may use at most "
+                f"{limit:,} columns (ZIZHI_ROSTER_MAX_COLUMNS={limit}); "
+                "the rows before it were read",
+            )
+    return cells[:limit]
 
 
 def _find_header(
@@ -323,7 +463,7 @@ def _find_header(
             continue
         fields = _header_fields(cells)
         if "name" in fields or "uscc" in fields:
-            return _labels(cells), fields
+            return column_labels(cells), fields
         first_seen = first_seen or cells
         scanned += 1
         if scanned >= HEADER_SCAN_ROWS:
@@ -333,27 +473,38 @@ def _find_header(
     found = ", ".join(c.strip() for c in first_seen if c.strip())
     raise RosterFileError(
         label,
-        f"has no recognisable header: found columns {found}; a roster needs a company name "
-        f"column ({' / '.join(FIELD_ALIASES['name'][:4])} / name) or a 统一社会信用代码 column",
+        f"has no recognisable header: found columns {shown(found)}; a roster needs a company "
+        f"name column ({' / '.join(FIELD_ALIASES['name'][:4])} / name) or a 统一社会信用代码 "
+        "column",
     )
 
 
-def _records(label: str, numbered: Iterable[tuple[int, list[str]]]) -> Iterator[RosterRow]:
-    rows = iter(numbered)
+def _records(
+    label: str, numbered: Iterable[tuple[int, list[str]]], max_columns: int
+) -> Iterator[RosterRow]:
+    rows = ((number, _fit_columns(label, number, cells, max_columns)) for number, cells in numbered)
     labels, fields = _find_header(label, rows)
-    blanks: list[RosterRow] = []  # held back: trailing blank rows are formatting, not data
+    # A run of blank rows is held back as its first row and its length: trailing blank rows are
+    # formatting, and a sheet with rows 1 and 600000 is not 600,000 rows of anything.
+    run_start, run_cells = 0, []
     for number, cells in rows:
-        row = _record(label, number, labels, fields, cells)
-        if row.is_blank:
-            blanks.append(row)
+        if not any(cell.strip() for cell in cells):
+            if not run_start:
+                run_start, run_cells = number, cells
             continue
-        yield from blanks
-        blanks.clear()
-        yield row
+        if run_start:
+            yield _record(label, run_start, labels, fields, run_cells, number - run_start)
+            run_start = 0
+        yield _record(label, number, labels, fields, cells)
 
 
 def _record(
-    label: str, number: int, labels: list[str], fields: dict[str, int], cells: list[str]
+    label: str,
+    number: int,
+    labels: list[str],
+    fields: dict[str, int],
+    cells: list[str],
+    span: int = 1,
 ) -> RosterRow:
     raw = {name: (cells[i] if i < len(cells) else "") for i, name in enumerate(labels)}
     for index in range(len(labels), len(cells)):
@@ -364,4 +515,4 @@ def _record(
         index = fields.get(name)
         return cells[index] if index is not None and index < len(cells) else ""
 
-    return RosterRow(label, number, raw, field("name"), field("uscc"), field("reg_no"))
+    return RosterRow(label, number, raw, field("name"), field("uscc"), field("reg_no"), span)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +29,13 @@ from pipelines.roster.identifiers import (
     regno_check_digit,
     uscc_check_character,
 )
-from pipelines.roster.reader import RosterFileError, RosterRow, read_source, roster_sources
+from pipelines.roster.reader import (
+    RosterFileError,
+    RosterLimits,
+    RosterRow,
+    read_source,
+    roster_sources,
+)
 from pipelines.shards import shard_of
 
 MAX_NAME_LENGTH = 200
@@ -142,7 +149,10 @@ def check_row(row: RosterRow) -> _Candidate | RosterReject:
         return RosterReject(row.source, row.row_number, row.raw_row, reason, kind)
 
     if row.is_blank:
-        return reject("empty_row", "empty row")
+        if row.span == 1:
+            return reject("empty_row", "empty row")
+        last = row.row_number + row.span - 1
+        return reject("empty_row", f"{row.span:,} empty rows (rows {row.row_number} to {last})")
     name = clean_name(row.name)
     uscc = normalize_uscc(row.uscc) or None
     reg_no = normalize_regno(row.reg_no) or None
@@ -309,7 +319,7 @@ def validate_rows(rows: Iterable[RosterRow]) -> Validated:
     rejects: list[RosterReject] = []
     rows_read = 0
     for row in rows:
-        rows_read += 1
+        rows_read += row.span
         checked = check_row(row)
         if isinstance(checked, RosterReject):
             rejects.append(checked)
@@ -322,19 +332,37 @@ def validate_rows(rows: Iterable[RosterRow]) -> Validated:
 # --- the whole roster ---------------------------------------------------------------------
 
 
-def load_roster(path: str | Path, *, sheet: str | None = None) -> RosterResult:
+def _too_many_rows(number: int, limit: int) -> str:
+    return (
+        f"row {number}: the roster has more than {limit:,} rows with data, the most "
+        f"ZIZHI_ROSTER_MAX_ROWS={limit} allows; this row and the rest of the file were not read"
+    )
+
+
+def load_roster(
+    path: str | Path, *, sheet: str | None = None, limits: RosterLimits | None = None
+) -> RosterResult:
     """Read and validate a roster file or folder; a file that fails becomes a reject.
 
     Raises RosterFileError only when there is nothing to read (missing path, empty folder).
-    `complete` is False when any file could not be read to its end.
+    `complete` is False when any file could not be read to its end, the row cap included.
     """
+    limits = limits or RosterLimits()
     sources = roster_sources(path, sheet)
     file_rejects: list[RosterReject] = []
 
     def rows() -> Iterator[RosterRow]:
+        data_rows = 0
         for source in sources:
             try:
-                yield from read_source(source)
+                with closing(read_source(source, limits)) as source_rows:
+                    for row in source_rows:
+                        data_rows += not row.is_blank
+                        if data_rows > limits.max_rows:
+                            raise RosterFileError(
+                                source.label, _too_many_rows(row.row_number, limits.max_rows)
+                            )
+                        yield row
             except RosterFileError as error:
                 file_rejects.append(RosterReject(source.label, None, None, str(error), "file"))
 

@@ -104,12 +104,12 @@ def test_extra_columns_are_kept_in_raw_row(tmp_path: Path) -> None:
 
 
 def test_trailing_blank_rows_are_formatting(tmp_path: Path) -> None:
+    """Trailing blank rows are dropped; a run of blank rows between data is one row."""
     path = write_csv(tmp_path / "roster.csv", [HEADER, ["甲公司"], [], [""], ["乙公司"], [], [" "]])
-    assert [(r.row_number, r.is_blank) for r in read_roster(path)] == [
-        (2, False),
-        (3, True),
-        (4, True),
-        (5, False),
+    assert [(r.row_number, r.is_blank, r.span) for r in read_roster(path)] == [
+        (2, False, 1),
+        (3, True, 2),
+        (5, False, 1),
     ]
 
 
