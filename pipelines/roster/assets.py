@@ -1,5 +1,6 @@
 """company_roster: the user's company list, validated, deduplicated and upserted into companies."""
 
+import re
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -10,7 +11,7 @@ from pydantic import Field
 from models import utcnow
 from pipelines.metadata import counts_markdown, markdown_table
 from pipelines.resources import DatabaseResource
-from pipelines.roster.reader import RosterFileError
+from pipelines.roster.reader import RosterFileError, RosterLimits
 from pipelines.roster.store import store_roster
 from pipelines.roster.validate import load_roster
 from pipelines.settings import Settings
@@ -18,6 +19,22 @@ from pipelines.settings import Settings
 
 class RosterConfig(dg.Config):
     path: str = Field(default="", description="roster file or folder; empty: ROSTER_PATH")
+
+
+_MARKDOWN_SYNTAX = re.compile(r"[\\`*_\[\]<>~&]")
+FORMULA_START = ("=", "+", "-", "@")
+
+
+def markdown_text(value: object) -> str:
+    """Roster text (file names, reasons quoting cells) for a cell of `markdown_table`, escaped
+    when it is written out: whitespace flattened, markdown syntax backslash-escaped (no link,
+    image, HTML or emphasis comes through; `markdown_table` escapes `|`), and a leading
+    `= + - @` prefixed with `'` so that a table copied into a spreadsheet shows text, not a
+    formula. The stored text is unchanged."""
+    text = " ".join(str(value).split())
+    if text.startswith(FORMULA_START):
+        text = "'" + text
+    return _MARKDOWN_SYNTAX.sub(r"\\\g<0>", text)
 
 
 def roster_path(configured: str) -> Path:
@@ -47,8 +64,9 @@ def company_roster(
     started = time.perf_counter()
     engine = database.get_engine()
     path = roster_path(config.path)
+    limits = RosterLimits.from_settings(Settings.from_env())
     try:
-        result = load_roster(path)
+        result = load_roster(path, limits=limits)
     except RosterFileError as error:
         raise dg.Failure(
             description=f"Roster {path} could not be read: {error}", allow_retries=False
@@ -60,11 +78,15 @@ def company_roster(
     )
     if not result.complete:
         context.log.warning("The roster was not read completely: no company was deactivated.")
-    examples = [(r.source, r.row_number, r.reason) for r in result.rejects[:20]]
+    examples = [
+        (markdown_text(r.source), r.row_number, markdown_text(r.reason))
+        for r in result.rejects[:20]
+    ]
     return dg.MaterializeResult(
         metadata={
             **{k: v for k, v in asdict(report).items() if isinstance(v, int)},
             "roster_path": str(path),
+            "roster_limits": dg.MetadataValue.json(asdict(limits)),
             "seconds": dg.MetadataValue.float(round(time.perf_counter() - started, 3)),
             "complete": result.complete,
             "shards_touched": sorted(report.shards_touched),
