@@ -1,4 +1,10 @@
-"""roster_sensor: a changed roster triggers the roster asset and the shards of new companies."""
+"""roster_sensor: a changed roster triggers the roster asset and the shards of new companies.
+
+It watches exactly the files the reader reads (`roster_sources`): `.tsv` files in a folder count,
+Excel's `~$` lock files and hidden files do not, and `file.xlsx#Sheet` watches that workbook. It
+starts stopped (Dagster's convention): turn it on in the UI or with
+`dagster sensor start roster_sensor`.
+"""
 
 import hashlib
 import json
@@ -12,34 +18,29 @@ from pipelines.jobs import refresh_job
 from pipelines.juhe.assets import NORMALIZED_TABLES
 from pipelines.partitions import range_tags
 from pipelines.resources import DatabaseResource
-from pipelines.roster.reader import RosterFileError
+from pipelines.roster.reader import RosterFileError, RosterLimits, roster_sources
 from pipelines.roster.validate import load_roster
 from pipelines.settings import Settings
 from pipelines.shards import shard_key
 
-ROSTER_SUFFIXES = {".csv", ".xlsx", ".xlsm"}
-
-
-def roster_files(path: Path) -> list[Path]:
-    if path.is_dir():
-        return sorted(p for p in path.iterdir() if p.suffix.lower() in ROSTER_SUFFIXES)
-    return [path] if path.exists() else []
-
 
 def fingerprint(path: Path) -> str:
-    """A digest of the roster's names and contents: equal exactly when nothing changed."""
+    """A digest of the roster's sources (names, sheets) and contents: equal exactly when the
+    reader would read the same thing. Raises RosterFileError when there is nothing to read."""
     digest = hashlib.sha256()
-    for file in roster_files(path):
-        digest.update(file.name.encode())
-        with file.open("rb") as handle:
+    for source in roster_sources(path):
+        digest.update(source.label.encode() + b"\0")
+        with source.path.open("rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
     return digest.hexdigest()
 
 
-def shards_needing_fetch(database: DatabaseResource, path: Path) -> list[int]:
+def shards_needing_fetch(
+    database: DatabaseResource, path: Path, limits: RosterLimits | None = None
+) -> list[int]:
     """Shards of roster companies that are new or were inactive: not yet fetched for this roster."""
-    entries = load_roster(path).entries
+    entries = load_roster(path, limits=limits).entries
     keys = {entry.match_key: entry.shard for entry in entries}
     engine = database.get_engine()
     with engine.connect() as conn:
@@ -50,25 +51,30 @@ def shards_needing_fetch(database: DatabaseResource, path: Path) -> list[int]:
 @dg.sensor(
     job=refresh_job,
     minimum_interval_seconds=60,
-    default_status=dg.DefaultSensorStatus.RUNNING,
+    default_status=dg.DefaultSensorStatus.STOPPED,
     description="Watches ROSTER_PATH; on a change, loads the roster and fetches the new "
-    "companies' shards.",
+    "companies' shards. Starts stopped: turn it on here or with "
+    "`dagster sensor start roster_sensor`.",
 )
 def roster_sensor(
     context: dg.SensorEvaluationContext, database: DatabaseResource
 ) -> dg.SensorResult | dg.SkipReason:
-    path = Settings.from_env().roster_path
+    settings = Settings.from_env()
+    path = settings.roster_path
     if path is None:
         return dg.SkipReason("ROSTER_PATH is not set")
-    if not roster_files(path):
-        return dg.SkipReason(f"roster {path} does not exist or holds no CSV/XLSX file")
-    current = fingerprint(path)
+    try:
+        current = fingerprint(path)
+    except RosterFileError as error:  # missing, or a folder without roster files
+        return dg.SkipReason(f"roster {path}: {error.problem}")
+    except OSError as error:  # a file removed or locked while it was read: try at the next tick
+        return dg.SkipReason(f"roster {path} could not be read now: {error}")
     previous = json.loads(context.cursor).get("fingerprint") if context.cursor else None
     if current == previous:
         return dg.SkipReason("roster unchanged")
     cursor = json.dumps({"fingerprint": current})
     try:
-        shards = shards_needing_fetch(database, path)
+        shards = shards_needing_fetch(database, path, RosterLimits.from_settings(settings))
     except RosterFileError as error:
         # Still run the roster asset: it records the problem as a reject a person can read.
         context.log.warning(f"roster {path} could not be read: {error}")
