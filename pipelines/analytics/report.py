@@ -9,6 +9,7 @@ a given day is the same on SQLite and PostgreSQL and wherever it runs.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -246,7 +247,7 @@ def _changes_table(rows: Sequence[Row], total: int) -> list[str]:
 def _table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
     return [
         _table_row(headers),
-        _table_row(["---"] * len(headers)),
+        "|" + " --- |" * len(headers),  # markup, not text: never through _cell
         *(_table_row(row) for row in rows),
     ]
 
@@ -255,8 +256,21 @@ def _table_row(cells: Iterable[object]) -> str:
     return "| " + " | ".join(_cell(cell) for cell in cells) + " |"
 
 
+# Company names come from the roster and licence fields from the API: either may be hostile.
+_MARKDOWN_SYNTAX = re.compile(r"[\\`*_\[\]<>|~&]")
+_FORMULA_START = ("=", "+", "-", "@")
+
+
 def _cell(value: object) -> str:
-    """A markdown table cell: pipes escaped, line breaks flattened, blanks shown as a dash."""
+    """A markdown table cell, escaped here, at output (the database keeps the text as given).
+
+    Line breaks flattened; markdown syntax backslash-escaped, so a name cannot become a link, an
+    image, HTML, emphasis or a new column; a leading `= + - @` gets a `'` so that the table
+    pasted into a spreadsheet shows text, not a formula; blanks shown as a dash.
+    """
     if value is None or value == "":
         return "–"
-    return " ".join(str(value).split()).replace("|", "\\|")
+    text = " ".join(str(value).split())
+    if text.startswith(_FORMULA_START):
+        text = "'" + text
+    return _MARKDOWN_SYNTAX.sub(r"\\\g<0>", text)

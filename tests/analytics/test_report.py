@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from markdown_it import MarkdownIt
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.image import imread
@@ -138,7 +140,7 @@ def test_report_shows_this_weeks_changes_newest_first_with_counts(
     company = "甲\\|乙建设有限公司"
     assert rows[0] == f"| 2026-11-27 07:00 | added | {company} | 建筑业企业资质 | D002 | – |"
     assert rows[2] == (
-        f"| 2026-11-27 05:00 | updated | {company} | 建筑业企业资质 | D004 | validity_end |"
+        f"| 2026-11-27 05:00 | updated | {company} | 建筑业企业资质 | D004 | validity\\_end |"
     )
 
 
@@ -204,3 +206,70 @@ def test_the_glyph_guard_catches_text_the_font_cannot_draw(tmp_path: Path) -> No
     figure.subplots().set_title("资质到期")
     with pytest.raises(AssertionError, match="missing from font"), no_missing_glyphs():
         figure.savefig(tmp_path / "cjk.png")
+
+
+# --- escaping: names come from the roster and licence fields from the API ---------------------
+
+HOSTILE_NAMES = [
+    '=HYPERLINK("http://evil.example","查看")',
+    "+86 建设有限公司",
+    "-1+2 建设有限公司",
+    "@SUM(A1:A9) 建设有限公司",
+    "[点击领取](http://evil.example) 建设有限公司",
+    "![跟踪](http://evil.example/t.png)",
+    "<img src=x onerror=alert(1)>建设有限公司",
+    "**粗体** _斜体_ `代码` ~~删除~~ <http://evil.example>",
+    "甲|乙\\|丙 \\ 建设有限公司",
+    "&lt;script&gt; &amp;\n# 标题\n建设有限公司",
+]
+
+
+def table_cells(markdown: str) -> list[tuple[str, set[str]]]:
+    """Each table cell as a CommonMark renderer (with GFM tables) reads it: its visible text and
+    the kinds of inline tokens in it, {"text"} when nothing in it became markup."""
+    tokens = MarkdownIt("commonmark").enable(["table", "strikethrough"]).parse(markdown)
+    return [
+        (
+            "".join(child.content for child in token.children or [] if child.type == "text"),
+            {child.type for child in token.children or []},
+        )
+        for previous, token in itertools.pairwise(tokens)
+        if token.type == "inline" and previous.type == "td_open"
+    ]
+
+
+def shown_as(name: str) -> str:
+    """What a reader must see: the name on one line, a formula-like start behind a quote."""
+    flat = " ".join(name.split())
+    return "'" + flat if flat[0] in "=+-@" else flat
+
+
+def test_hostile_names_are_shown_as_text_not_markup_or_formulas(
+    engine: Engine, tmp_path: Path
+) -> None:
+    with engine.begin() as conn:
+        insert(conn, Company.__table__, [company(i, n) for i, n in enumerate(HOSTILE_NAMES, 1)])
+        insert(
+            conn,
+            License.__table__,
+            [
+                license_(i, i, "建筑业企业资质", f"D{i:03d}", validity_end=TODAY)
+                for i in range(1, len(HOSTILE_NAMES) + 1)
+            ],
+        )
+    report = build(engine, tmp_path)
+
+    cells = table_cells(report.markdown.split("## Changes this week")[0])
+    assert len(cells) == 6 * len(HOSTILE_NAMES)  # no name added or swallowed a column
+    companies = cells[2::6]
+    assert [text for text, _ in companies] == [shown_as(name) for name in HOSTILE_NAMES]
+    assert all(kinds == {"text"} for _, kinds in companies), companies
+    headings = [line for line in report.markdown.splitlines() if line.startswith("#")]
+    assert len(headings) == 4  # the report's own; a line break in a name never starts a line
+
+
+def test_the_markdown_check_sees_markup(tmp_path: Path) -> None:
+    """table_cells is not vacuous: an unescaped link, image or HTML shows up as tokens."""
+    markdown = "| a | b | c |\n|---|---|---|\n| [x](http://e) | ![i](http://e/i.png) | <b>b</b> |\n"
+    kinds = [kinds for _, kinds in table_cells(markdown)]
+    assert "link_open" in kinds[0] and "image" in kinds[1] and "html_inline" in kinds[2]
