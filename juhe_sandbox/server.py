@@ -1,7 +1,13 @@
 """The juhe sandbox as a real HTTP server (standard library only).
 
 `SandboxServer` serves `ConLicByName` on `/enterprise/App/ConLicByName/query` (GET query string or
-POST form) with keep-alive HTTP/1.1, plus admin endpoints under `/_sandbox/`. Per request, in
+POST form) with keep-alive HTTP/1.1, plus admin endpoints under `/_sandbox/`.
+
+Arrival, as juhe's edge would see it: the kernel's receive time of the request's first bytes
+(SO_TIMESTAMPNS, so the sandbox's own thread scheduling on a busy host never shifts it), plus a
+simulated one-way network delay (`net_delay_ms` median, `net_delay_p99_ms` 99th percentile,
+lognormal, drawn independently per request — the pessimistic model, in which requests overtake
+each other). The handler waits until that arrival before it answers. Per request, in
 order: wrong key → 10001; over the per-key QPS window → 10011 at once (a counted violation);
 maintenance → 10020; daily quota used up → 10012; then a fault may be drawn; then the answer
 (260201/260202 for bad input, else the dataset's body for the configured day). Every answer but
@@ -12,16 +18,19 @@ The API key is never echoed, logged or shown in stats, config dumps or reprs.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import dataclasses
 import json
 import logging
+import math
 import random
 import re
 import socket
+import struct
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -46,8 +55,12 @@ RUNTIME_FIELDS = frozenset(
         "faults",
         "fault_seed",
         "slow_seconds",
+        "net_delay_ms",
+        "net_delay_p99_ms",
     }
 )
+_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux; absent from Python's constants
+_Z99 = 2.3263478740408408  # the standard normal's 99th percentile
 MAX_NAME_LENGTH = 200
 BAD_GATEWAY_HTML = (
     b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
@@ -75,8 +88,14 @@ class SandboxConfig:
     fault_seed: int = 1
     slow_seconds: float = 5.0
     noise_garbage: bool = False
+    net_delay_ms: float = 0.0
+    net_delay_p99_ms: float | None = None
 
     def __post_init__(self) -> None:
+        if self.net_delay_ms < 0 or (
+            self.net_delay_p99_ms is not None and self.net_delay_p99_ms < self.net_delay_ms
+        ):
+            raise ValueError("net_delay_ms must be >= 0 and net_delay_p99_ms >= net_delay_ms")
         unknown = set(self.faults) - set(FAULT_KINDS)
         if unknown:
             raise ValueError(f"unknown fault kinds {sorted(unknown)}; known: {FAULT_KINDS}")
@@ -90,6 +109,14 @@ class SandboxConfig:
         values = dataclasses.asdict(self)
         del values["api_key"]
         return values
+
+    def net_delay(self, rng: random.Random) -> float:
+        """One request's one-way network delay in seconds (lognormal, median and p99 given)."""
+        if self.net_delay_ms <= 0:
+            return 0.0
+        p99 = self.net_delay_p99_ms or self.net_delay_ms
+        sigma = math.log(p99 / self.net_delay_ms) / _Z99
+        return self.net_delay_ms / 1000 * rng.lognormvariate(0, sigma)
 
 
 @dataclass(frozen=True)
@@ -112,8 +139,9 @@ def shared_dataset(seed: int, size: int, noise_garbage: bool) -> Dataset:
 class Meter:
     """Counters, the sliding QPS window, the quota and the fault draws, behind one lock.
 
-    The window holds the arrival times of accepted requests in the last second, so admitting a
-    request and tracking `max_in_window` cost O(1) amortized.
+    The window holds the sorted arrival times of recently accepted requests. Handlers may admit
+    arrivals slightly out of order (each waits out its own network delay), so a request is
+    accepted only if every 1-second window containing its arrival stays within the limit.
     """
 
     def __init__(self, fault_seed: int) -> None:
@@ -123,8 +151,9 @@ class Meter:
 
     def reset(self, fault_seed: int) -> None:
         with self._lock:
-            self._window: deque[float] = deque()
+            self._window: list[float] = []
             self._rng = random.Random(fault_seed)
+            self.net_rng = random.Random(fault_seed + 1)
             self.requests = self.violations = self.max_in_window = 0
             self.billable = self.quota_used = 0
             self.max_in_flight = self.in_flight
@@ -146,16 +175,18 @@ class Meter:
             self.last_request_at = now
 
     def admit(self, now: float, qps_limit: float | None) -> bool:
-        """Strict sliding window over the last 1.0 s of accepted arrivals."""
+        """Strict sliding window: accept `now` unless some 1.0 s window holding it would then
+        hold more than `qps_limit` accepted arrivals."""
         with self._lock:
             window = self._window
-            while window and now - window[0] >= 1.0:
-                window.popleft()
-            if qps_limit is not None and len(window) >= qps_limit:
+            if window and window[0] < window[-1] - 4.0:
+                del window[: bisect.bisect_left(window, window[-1] - 2.0)]
+            busiest = _busiest_window(window, now) + 1
+            if qps_limit is not None and busiest > qps_limit:
                 self.violations += 1
                 return False
-            window.append(now)
-            self.max_in_window = max(self.max_in_window, len(window))
+            bisect.insort(window, now)
+            self.max_in_window = max(self.max_in_window, busiest)
             return True
 
     def take_quota(self, quota: int | None) -> bool:
@@ -208,6 +239,18 @@ class Meter:
                 "first_request_at": self.first_request_at,
                 "last_request_at": self.last_request_at,
             }
+
+
+def _busiest_window(arrivals: list[float], t: float) -> int:
+    """The most sorted `arrivals` in one window [a, a + 1 s) that also holds `t`."""
+    busiest = 0
+    first = bisect.bisect_right(arrivals, t - 1.0)
+    for start in [t, *arrivals[first : bisect.bisect_right(arrivals, t)]]:
+        busiest = max(
+            busiest,
+            bisect.bisect_left(arrivals, start + 1.0) - bisect.bisect_left(arrivals, start),
+        )
+    return busiest
 
 
 def _json(body: dict[str, Any]) -> bytes:
@@ -367,6 +410,11 @@ class _HTTPServer(ThreadingHTTPServer):
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
         super().__init__(address, handler)
+        # Accepted connections inherit the option; set here, it also keeps the kernel's
+        # receive timestamps switched on for as long as the server listens (Linux turns them on
+        # lazily, and a connection's first bytes could otherwise arrive unstamped).
+        with contextlib.suppress(OSError):
+            self.socket.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self._connections_lock:
@@ -398,12 +446,23 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True  # headers and body leave at once (no delayed-ACK stalls)
     server: _HTTPServer
 
-    def parse_request(self) -> bool:
-        # The request line has just been read: this is when the request arrived. Stamping it
-        # here, before headers and body are parsed, keeps handler scheduling delays out of the
-        # QPS window (the real API stamps arrival at its edge too).
-        self.arrived = time.monotonic()
-        return super().parse_request()
+    def setup(self) -> None:
+        super().setup()
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+
+    def handle_one_request(self) -> None:
+        # Wait for the next request's first bytes and read when the kernel received them: the
+        # moment they reached this host, whatever the delay before this thread ran. The
+        # simulated network delay comes on top; the handler waits until that arrival.
+        sandbox = self.server.sandbox
+        received = _kernel_receive_time(self.connection)
+        if received is None:
+            self.close_connection = True
+            return
+        self.arrived = received + sandbox.config.net_delay(sandbox.meter.net_rng)
+        sandbox.stopping.wait(max(0.0, self.arrived - time.monotonic()))
+        super().handle_one_request()
 
     def do_GET(self) -> None:
         split = urlsplit(self.path)
@@ -464,6 +523,24 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s", self.server.sandbox.redact(format % args))
+
+
+def _kernel_receive_time(connection: socket.socket) -> float | None:
+    """Block until bytes are readable; the monotonic time the kernel received them (now, where
+    the kernel gives no timestamp); None when the peer closed or the idle timeout passed."""
+    try:
+        data, ancillary, _, _ = connection.recvmsg(1, socket.CMSG_SPACE(16), socket.MSG_PEEK)
+    except (OSError, TimeoutError):
+        return None
+    if not data:
+        return None
+    now_mono, now_wall = time.monotonic(), time.time()
+    for level, kind, payload in ancillary:
+        if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(payload) >= 16:
+            seconds, nanoseconds = struct.unpack("qq", payload[:16])
+            if seconds > 0:
+                return now_mono - max(0.0, now_wall - (seconds + nanoseconds / 1e9))
+    return now_mono
 
 
 def _params(text: str) -> dict[str, str]:

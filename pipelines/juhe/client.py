@@ -6,12 +6,15 @@ such an answer (timeout, reset, dropped connection, non-200, HTML, truncated JSO
 `JuheTransientError`. Retry policy lives in `fetcher.py`.
 
 The key travels only in the form body, never in the URL, and is redacted from every message.
+Every request has an overall deadline besides httpx's per-operation timeouts, and tells its
+caller the moment its bytes left (`on_sent`), for the shared rate limit (transport.py).
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -19,6 +22,7 @@ from typing import Any
 import httpx
 
 from pipelines.juhe.errors import ErrorClass, JuheTransientError, classify, parse_code
+from pipelines.juhe.transport import JuheTransport, exchange
 from pipelines.settings import Secret
 
 _DETAIL_CHARS = 120
@@ -43,8 +47,12 @@ class JuheResponse:
         return self.error_code == 0
 
 
+DEFAULT_DEADLINE_S = 30.0
+
+
 class JuheClient:
-    """A thread-safe juhe client: one pooled `httpx.Client`, a timeout on every call."""
+    """A thread-safe juhe client: one pooled `httpx.Client`, a timeout on every network
+    operation and an overall `deadline` (seconds) on every request."""
 
     def __init__(
         self,
@@ -53,28 +61,36 @@ class JuheClient:
         *,
         connect_timeout: float = 5.0,
         read_timeout: float = 15.0,
+        deadline: float = DEFAULT_DEADLINE_S,
         transport: httpx.BaseTransport | None = None,
         max_connections: int = 32,
     ) -> None:
         self._url = base_url
         self._key = Secret(api_key)
+        self._deadline = deadline
+        limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        )
         self._http = httpx.Client(
             timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
-            transport=transport,
+            transport=transport or JuheTransport(limits=limits),
             headers={"Accept": "application/json"},
+            trust_env=False,
         )
 
     def __repr__(self) -> str:
         return f"JuheClient({self._url!r}, api_key=Secret('***'))"
 
-    def query(self, name: str) -> JuheResponse:
-        """POST one query; a JuheResponse for any HTTP 200 JSON answer, else JuheTransientError."""
+    def query(self, name: str, on_sent: Callable[[], None] | None = None) -> JuheResponse:
+        """POST one query; a JuheResponse for any HTTP 200 JSON answer, else JuheTransientError.
+
+        `on_sent` is called once, right after the request's first bytes were written."""
         started = time.perf_counter()
         try:
-            reply = self._http.post(self._url, data={"key": self._key, "name": name})
+            with exchange(self._deadline, on_sent):
+                reply = self._http.post(
+                    self._url, data={"key": self._key.get_secret_value(), "name": name}
+                )
         except httpx.TimeoutException as exc:
             raise JuheTransientError(detail=f"timeout ({type(exc).__name__})") from None
         except httpx.TransportError as exc:
@@ -107,7 +123,8 @@ class JuheClient:
         )
 
     def _redact(self, text: str) -> str:
-        return text.replace(self._key, "***") if self._key else text
+        key = self._key.get_secret_value()
+        return text.replace(key, "***") if key else text
 
     def close(self) -> None:
         self._http.close()

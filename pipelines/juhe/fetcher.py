@@ -47,7 +47,7 @@ from pipelines.juhe.errors import (
     error_for,
 )
 from pipelines.juhe.ledger import CallRecord, calls_since, land_response, log_call, mark_failed
-from pipelines.juhe.ratelimit import RateLimiter
+from pipelines.juhe.ratelimit import RateLimiter, Slot
 
 CHINA = ZoneInfo("Asia/Shanghai")
 PROGRESS_EVERY_S = 2.0
@@ -218,11 +218,11 @@ class _Run:
             seconds -= step
 
     # -- one HTTP attempt -----------------------------------------------------------------
-    def start_call(self) -> None:
+    def start_call(self) -> Slot:
         """Take a limiter slot and a budget unit, unless the run is stopping."""
         if self.halted():
             raise _Halted
-        self.limiter.acquire()
+        slot = self.limiter.acquire()
         with self._lock:
             if self._stop.is_set():
                 raise _Halted
@@ -232,14 +232,15 @@ class _Run:
                 self._stop.set()
                 raise _Halted
             self.report.calls += 1
+        return slot
 
     def attempt(self, company: DueCompany, attempts: _Attempts) -> JuheResponse:
-        self.start_call()
+        slot = self.start_call()
         attempts.number += 1
         attempts.called = True
         called_at = dt.datetime.now(dt.UTC)
         try:
-            response = self.client.query(company.query)
+            response = self.client.query(company.query, on_sent=slot.sent)
         except JuheTransientError as exc:
             self.ledger(
                 CallRecord(

@@ -25,9 +25,24 @@ What this module adds, and why pyrate-limiter alone is not enough:
 * **One waiter per process.** Threads queue on a process-local lock; only its holder talks to the
   shared log and sleeps exactly until the request that blocks it ages out.
 * **Pacing.** A sliding window alone keeps the bursts it starts with (20 requests at once, every
-  second); bursts are what make arrival times jitter. A second rate spreads starts out.
-* **A safety margin** (`margin_ms`, default 35 ms) widens the window for jitter between our start
-  and juhe's arrival clock: 20 per 1.035 s is 96.6 % of 20 QPS.
+  second), and a burst is what a late arrival tips over the limit. A second rate spaces starts
+  evenly (`PACING` of the window's average spacing).
+* **Send-time stamps.** A slot is granted with the current time, then re-stamped with the moment
+  the request's bytes were handed to the socket (`Slot.sent`, called by the HTTP transport). The
+  log therefore holds real send times, whatever the delay between grant and send (a starved
+  thread, a GIL switch, a slow DNS lookup): on a loaded host that delay reaches tens of
+  milliseconds and more, which no fixed margin covers. A stamp is read after the write returns,
+  so it is never earlier than the send. (Another process admitted between grant and re-stamp sees
+  the grant time, which only matters if the delay exceeds the whole window.)
+* **An adaptive margin** widens the window for what no clock here sees: the network's one-way
+  delay jitter between our send and juhe's arrival clock. It starts at `margin_ms` (setting
+  `JUHE_RATE_MARGIN_MS`); every 10011 doubles the extra margin at once (at least +50 ms, at most
+  `MAX_MARGIN_MS`), and the extra decays with a half-life of `MARGIN_HALF_LIFE_S`.
+
+The remaining bound: juhe counts at most `floor(qps)` arrivals in any second as long as the
+spread of one-way delays between our requests stays under the current margin. What exceeds it
+(a network pause longer than the margin) can put one request over; juhe answers 10011, the
+fetcher retries that company after a pause, and the margin widens.
 """
 
 from __future__ import annotations
@@ -35,15 +50,21 @@ from __future__ import annotations
 import math
 import threading
 import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Protocol, cast
 
 import filelock
 import sqlalchemy as sa
 from pyrate_limiter import Decision, PostgresBucket, Rate, RateItem, SQLiteBucket
 
-DEFAULT_MARGIN_MS = 35
+DEFAULT_MARGIN_MS = 120
+MAX_MARGIN_MS = 1000
+MARGIN_STEP_MS = 50
+MARGIN_HALF_LIFE_S = 300.0
 DEFAULT_MAX_WAIT = 120.0
-PACING = 0.75
+PACING = 0.95
 _LEAK_EVERY_S = 10.0
 _FILE_LOCK_POLL_S = 0.001
 
@@ -52,12 +73,18 @@ class RateLimitTimeout(RuntimeError):
     """No slot within the wait bound: other runs hold the whole limit, or a lock is stuck."""
 
 
+class Slot(Protocol):
+    """A granted start; `sent()` re-stamps it with the moment the request really left."""
+
+    def sent(self) -> None: ...
+
+
 class RateLimiter(Protocol):
     """What the fetcher needs from a limiter."""
 
     qps: float
 
-    def acquire(self) -> None: ...
+    def acquire(self) -> Slot: ...
 
     def penalize(self, seconds: float) -> None: ...
 
@@ -65,9 +92,23 @@ class RateLimiter(Protocol):
 class _Window(Protocol):
     """A shared log of request starts: admit one now, or say how long to wait."""
 
-    def admit(self, name: str) -> int | None: ...
+    def admit(self, token: str, rates: list[Rate]) -> int | None: ...
+
+    def restamp(self, token: str) -> None: ...
 
     def close(self) -> None: ...
+
+
+class _SharedSlot:
+    def __init__(self, limiter: SharedRateLimiter, token: str) -> None:
+        self._limiter, self._token = limiter, token
+        self._granted = time.monotonic()
+        self._done = False
+
+    def sent(self) -> None:
+        if not self._done:
+            self._done = True
+            self._limiter._restamp(self._token, time.monotonic() - self._granted)
 
 
 def window_rates(qps: float, margin_ms: int = DEFAULT_MARGIN_MS) -> list[Rate]:
@@ -87,6 +128,37 @@ def window_rates(qps: float, margin_ms: int = DEFAULT_MARGIN_MS) -> list[Rate]:
     return [Rate(1, spacing_ms), window]
 
 
+class AdaptiveMargin:
+    """The window's margin in ms: `base`, plus an extra that every 10011 widens at once and that
+    halves every `half_life` seconds after."""
+
+    def __init__(
+        self,
+        base_ms: int,
+        *,
+        half_life: float = MARGIN_HALF_LIFE_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if base_ms < 0:
+            raise ValueError(f"margin must be >= 0 ms, got {base_ms}")
+        self.base_ms = base_ms
+        self._half_life, self._clock = half_life, clock
+        self._extra_ms, self._since = 0.0, clock()
+
+    def current(self) -> int:
+        return min(MAX_MARGIN_MS, self.base_ms + round(self._extra()))
+
+    def widen(self) -> None:
+        """A 10011: juhe counted more than the limit, so the jitter exceeds the margin."""
+        extra = self._extra()
+        self._extra_ms = min(MAX_MARGIN_MS - self.base_ms, max(2 * extra, extra + MARGIN_STEP_MS))
+        self._since = self._clock()
+
+    def _extra(self) -> float:
+        elapsed = max(0.0, self._clock() - self._since)
+        return self._extra_ms * 0.5 ** (elapsed / self._half_life)
+
+
 class SharedRateLimiter:
     """Blocks callers until a request may start without breaking the shared window."""
 
@@ -96,11 +168,15 @@ class SharedRateLimiter:
         qps: float,
         *,
         name: str = "juhe",
+        margin_ms: int = DEFAULT_MARGIN_MS,
         max_wait: float = DEFAULT_MAX_WAIT,
     ) -> None:
+        window_rates(qps, margin_ms)  # validates qps
         self.qps = qps
         self.name = name
         self.max_wait = max_wait
+        self.margin = AdaptiveMargin(margin_ms)
+        self.send_lags: list[float] = []  # seconds from grant to send, for benchmarks
         self._window = window
         self._local = threading.Lock()
         self._paused_until = 0.0
@@ -125,19 +201,21 @@ class SharedRateLimiter:
             window = _PostgresWindow(url, rates, name, max_wait)
         else:
             raise ValueError(f"no shared rate limiter for {url.get_backend_name()} databases")
-        return cls(window, qps, name=name, max_wait=max_wait)
+        return cls(window, qps, name=name, margin_ms=margin_ms, max_wait=max_wait)
 
-    def acquire(self) -> None:
-        """Block until a request may start now; RateLimitTimeout after `max_wait` seconds."""
+    def acquire(self) -> Slot:
+        """Block until a request may start now; RateLimitTimeout after `max_wait` seconds.
+        Call the slot's `sent()` when the request has left (JuheClient does, via `on_sent`)."""
         deadline = time.monotonic() + self.max_wait
         if not self._local.acquire(timeout=self.max_wait):
             raise self._timeout()
         try:
             while True:
                 self._sleep_through_penalty(deadline)
-                wait_ms = self._window.admit(self.name)
+                token = f"{self.name}:{uuid.uuid4().hex}"
+                wait_ms = self._window.admit(token, window_rates(self.qps, self.margin.current()))
                 if wait_ms is None:
-                    return
+                    return _SharedSlot(self, token)
                 if time.monotonic() + wait_ms / 1000 > deadline:
                     raise self._timeout()
                 time.sleep(wait_ms / 1000)
@@ -145,8 +223,14 @@ class SharedRateLimiter:
             self._local.release()
 
     def penalize(self, seconds: float) -> None:
-        """After a 10011: no thread of this process starts a request for `seconds`."""
+        """After a 10011: no thread of this process starts a request for `seconds`, and the
+        margin widens."""
         self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+        self.margin.widen()
+
+    def _restamp(self, token: str, lag: float) -> None:
+        self._window.restamp(token)
+        self.send_lags.append(lag)
 
     def close(self) -> None:
         self._window.close()
@@ -204,10 +288,28 @@ class _SQLiteWindow:
         )
         # With use_file_lock the bucket's lock is a filelock.FileLock (typed as an RLock).
         self._lock = cast(filelock.BaseFileLock, self._bucket.lock)
+        self._restamp_sql = f"UPDATE 'ratelimit_{name}' SET item_timestamp = ? WHERE name = ?"
         self._max_wait = max_wait
         self._leaker = _Leaker()
 
-    def admit(self, name: str) -> int | None:
+    def admit(self, token: str, rates: list[Rate]) -> int | None:
+        with self._locked():
+            self._bucket.rates = rates  # the margin adapts; pyrate reads the list on each put
+            now = self._bucket.now()
+            decision = self._bucket.put_decision(RateItem(token, now))
+            assert isinstance(decision, Decision)
+            if self._leaker.due():
+                self._bucket.leak(now)
+        return None if decision.allowed else max(1, decision.retry_after_ms or 1)
+
+    def restamp(self, token: str) -> None:
+        with self._locked():
+            conn = self._bucket.conn
+            conn.execute(self._restamp_sql, (self._bucket.now(), token)).close()
+            conn.commit()
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
         try:
             self._lock.acquire(timeout=self._max_wait, poll_interval=_FILE_LOCK_POLL_S)
         except filelock.Timeout:
@@ -215,14 +317,9 @@ class _SQLiteWindow:
                 f"the limiter file lock {self._lock.lock_file} stayed held for {self._max_wait:g} s"
             ) from None
         try:
-            now = self._bucket.now()
-            decision = self._bucket.put_decision(RateItem(name, now))
-            assert isinstance(decision, Decision)
-            if self._leaker.due():
-                self._bucket.leak(now)
+            yield
         finally:
             self._lock.release()
-        return None if decision.allowed else max(1, decision.retry_after_ms or 1)
 
     def close(self) -> None:
         self._bucket.close()
@@ -260,6 +357,11 @@ WHERE item_timestamp < clock_timestamp()::timestamp - %(longest)s * INTERVAL '1 
 """
 
 
+_PG_RESTAMP = """
+UPDATE {table} SET item_timestamp = clock_timestamp()::timestamp WHERE name = %(token)s
+"""
+
+
 class _PostgresWindow:
     """pyrate's PostgresBucket table, admitted in one pipelined transaction per request."""
 
@@ -270,32 +372,36 @@ class _PostgresWindow:
 
         conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
         self._conn = psycopg.connect(conninfo)  # fails fast on a wrong URL
+        # Re-stamps come from the threads whose requests left, while one thread waits to admit.
+        self._restamp_conn = psycopg.connect(conninfo, autocommit=True)
+        self._restamp_lock = threading.Lock()
         with ConnectionPool(conninfo, min_size=1, max_size=1, open=True, timeout=10) as pool:
             bucket = PostgresBucket(pool, name, rates)  # creates the table and its index
         table = sql.Identifier(bucket._full_tbl)
         self._lock = sql.SQL("LOCK TABLE {table} IN EXCLUSIVE MODE").format(table=table)
         self._admit = sql.SQL(_PG_ADMIT).format(table=table)
         self._leak = sql.SQL(_PG_LEAK).format(table=table)
-        self._params = {
-            "limits": [r.limit for r in rates],
-            "intervals": [r.interval for r in rates],
-        }
+        self._restamp = sql.SQL(_PG_RESTAMP).format(table=table)
         self._longest = max(r.interval for r in rates)
-        self._conn.execute(
-            "SELECT set_config('lock_timeout', %s, false)", (f"{int(max_wait * 1000)}ms",)
-        )
+        for conn in (self._conn, self._restamp_conn):
+            conn.execute(
+                "SELECT set_config('lock_timeout', %s, false)", (f"{int(max_wait * 1000)}ms",)
+            )
         self._conn.commit()
         self._leaker = _Leaker()
 
-    def admit(self, name: str) -> int | None:
+    def admit(self, token: str, rates: list[Rate]) -> int | None:
         import psycopg
 
+        intervals = [r.interval for r in rates]
+        params = {"limits": [r.limit for r in rates], "intervals": intervals, "name": token}
         try:
             with self._conn.pipeline():
                 self._conn.execute(self._lock)
-                cursor = self._conn.execute(self._admit, {**self._params, "name": name})
+                cursor = self._conn.execute(self._admit, params)
                 if self._leaker.due():
-                    self._conn.execute(self._leak, {"longest": self._longest})
+                    longest = max(self._longest, *intervals)
+                    self._conn.execute(self._leak, {"longest": longest})
                 self._conn.commit()
         except psycopg.errors.LockNotAvailable:
             self._conn.rollback()
@@ -305,5 +411,10 @@ class _PostgresWindow:
         admitted, wait_ms = row
         return None if admitted else max(1, int(wait_ms or 1))
 
+    def restamp(self, token: str) -> None:
+        with self._restamp_lock:
+            self._restamp_conn.execute(self._restamp, {"token": token})
+
     def close(self) -> None:
         self._conn.close()
+        self._restamp_conn.close()

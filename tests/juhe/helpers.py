@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+import multiprocessing
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
@@ -47,3 +49,22 @@ def raw_responses(engine: Engine) -> list[Any]:
 def sandbox_companies(engine: Engine, sandbox: Any, n: int) -> list[DueCompany]:
     """The first `n` companies of the sandbox's dataset, as roster rows (query = name)."""
     return add_companies(engine, [c.name for c in sandbox.dataset.companies[:n]])
+
+
+def _spin() -> None:
+    while True:
+        pass
+
+
+@contextmanager
+def cpu_hog(processes: int = 2) -> Iterator[None]:
+    """Busy-loop processes beside the block, as on a loaded CI machine."""
+    hogs = [multiprocessing.get_context("fork").Process(target=_spin) for _ in range(processes)]
+    for hog in hogs:
+        hog.start()
+    try:
+        yield
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.join()

@@ -32,6 +32,11 @@ OK_BODY = {
 }
 
 
+class FakeSlot:
+    def sent(self) -> None:
+        pass
+
+
 class FakeLimiter:
     qps = 10.0
 
@@ -39,8 +44,9 @@ class FakeLimiter:
         self.acquired = 0
         self.penalties: list[float] = []
 
-    def acquire(self) -> None:
+    def acquire(self) -> FakeSlot:
         self.acquired += 1
+        return FakeSlot()
 
     def penalize(self, seconds: float) -> None:
         self.penalties.append(seconds)
