@@ -6,7 +6,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -17,16 +17,32 @@ from juhe_sandbox.dataset import Dataset
 from models import Company, License, LicenseChange, RawResponse
 from pipelines.normalize import normalize_pending, renormalize
 from pipelines.shards import shard_of
+from tests.conftest import wait_until
 from tests.normalize import add_raws, day, digest, raw_row
 
 ROOT = Path(__file__).resolve().parents[2]
-RUN = (
-    "import sys\n"
-    "from pipelines.db import get_engine\n"
-    "from pipelines.normalize import normalize_pending\n"
-    "normalize_pending(get_engine(sys.argv[1]), shards=None, run_id=sys.argv[2],"
-    " chunk_size=int(sys.argv[3]))\n"
-)
+# A normalize run in its own process. With an event name and a count (argv 4-5), the process
+# stops itself (SIGSTOP) at that SQLAlchemy connection event's n-th firing, so the test can act
+# at a known point of the run instead of racing it: "begin" fires before a transaction's first
+# statement (the 1st is the plan's read, the 2nd the first chunk's), "commit" before a chunk's
+# transaction commits, its writes done.
+RUN = """
+import os, signal, sys
+import sqlalchemy as sa
+from pipelines.db import get_engine
+from pipelines.normalize import normalize_pending
+url, run_id, chunk_size, event, at = sys.argv[1], sys.argv[2], int(sys.argv[3]), *sys.argv[4:6]
+fired = 0
+def pause(conn):
+    global fired
+    fired += 1
+    if fired == int(at):
+        os.kill(os.getpid(), signal.SIGSTOP)
+if event != "-":
+    sa.event.listen(sa.engine.Engine, event, pause)
+normalize_pending(get_engine(url), shards=None, run_id=run_id, chunk_size=chunk_size)
+"""
+WAIT = 120  # seconds; generous: each of these waits takes about a second
 
 
 def land_days(engine: Engine, size: int, days: int) -> int:
@@ -57,12 +73,53 @@ def normalized(engine: Engine) -> int:
         ).scalar_one()
 
 
-def spawn(url: str, run_id: str, chunk_size: int) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-c", RUN, url, run_id, str(chunk_size)],
-        cwd=ROOT,
-        stderr=subprocess.PIPE,
-    )
+Spawn = Callable[..., subprocess.Popen[bytes]]
+
+
+@pytest.fixture
+def spawn(database_url: str) -> Iterator[Spawn]:
+    """Start normalize runs on the test database: spawn(run_id, chunk_size, pause_at=(event,
+    n)) stops itself there (see RUN). Runs still alive after the test are killed."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(
+        run_id: str, chunk_size: int, pause_at: tuple[str, int] = ("-", 0)
+    ) -> subprocess.Popen[bytes]:
+        event, count = pause_at
+        args = [database_url, run_id, str(chunk_size), event, str(count)]
+        started.append(
+            subprocess.Popen([sys.executable, "-c", RUN, *args], cwd=ROOT, stderr=subprocess.PIPE)
+        )
+        return started[-1]
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()  # SIGKILL ends a stopped process too
+            process.communicate()
+
+
+def wait_until_paused(process: subprocess.Popen[bytes]) -> None:
+    def paused() -> bool:
+        # WNOWAIT: only look; the process stays waitable for Popen.
+        flags = os.WEXITED | os.WSTOPPED | os.WNOHANG | os.WNOWAIT
+        state = os.waitid(os.P_PID, process.pid, flags)
+        if state is None:
+            return False
+        assert state.si_code == os.CLD_STOPPED, f"the run ended before its pause: {finish(process)}"
+        return True
+
+    wait_until(paused, within=WAIT, what="the normalize run to reach its pause")
+
+
+def finish(process: subprocess.Popen[bytes]) -> str:
+    """Wait for a run to end; its stderr."""
+    try:
+        _, err = process.communicate(timeout=WAIT)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        pytest.fail(f"a normalize run took over {WAIT} s: this machine is too slow to judge")
+    return err.decode()
 
 
 def test_normalizing_again_or_replaying_changes_nothing(engine: Engine) -> None:
@@ -118,14 +175,12 @@ def test_a_rebuild_of_some_shards_leaves_the_others_alone(engine: Engine) -> Non
 
 
 def test_kill_minus_nine_mid_run_then_rerun_equals_an_uninterrupted_run(
-    engine: Engine, database_url: str
+    engine: Engine, spawn: Spawn
 ) -> None:
     total = land_days(engine, size=200, days=3)
-    process = spawn(database_url, "killed", chunk_size=4)
-    deadline = time.monotonic() + 60
-    while normalized(engine) < total // 4 and process.poll() is None:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    # Paused with its 50th chunk written but not committed (of 200, a company each), then killed.
+    process = spawn("killed", chunk_size=4, pause_at=("commit", 50))
+    wait_until_paused(process)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     assert 0 < normalized(engine) < total, "the kill should land mid-run"
@@ -137,13 +192,22 @@ def test_kill_minus_nine_mid_run_then_rerun_equals_an_uninterrupted_run(
 
 
 def test_two_overlapping_runs_leave_no_duplicate_and_lose_no_change(
-    engine: Engine, database_url: str
+    engine: Engine, spawn: Spawn
 ) -> None:
     total = land_days(engine, size=80, days=3)
-    runs = [spawn(database_url, "one", chunk_size=12), spawn(database_url, "two", chunk_size=20)]
+    # Both runs plan the whole backlog and pause before their first chunk; then they go on
+    # together, so every chunk is wanted by both whatever the machine's speed.
+    runs = [
+        spawn("one", chunk_size=12, pause_at=("begin", 2)),
+        spawn("two", chunk_size=20, pause_at=("begin", 2)),
+    ]
     for run in runs:
-        _, err = run.communicate(timeout=120)
-        assert run.returncode == 0, err.decode()
+        wait_until_paused(run)
+    for run in runs:
+        os.kill(run.pid, signal.SIGCONT)
+    for run in runs:
+        err = finish(run)
+        assert run.returncode == 0, err
     assert normalized(engine) == total
     overlapped = digest(engine)
     with engine.connect() as conn:
