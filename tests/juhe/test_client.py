@@ -20,7 +20,8 @@ from pipelines.juhe.errors import (
 )
 from pipelines.settings import Secret
 
-KEY = Secret("k3y-UNIT-7f1e2d")
+KEY_TEXT = "k3y-UNIT-7f1e2d"
+KEY = Secret(KEY_TEXT)
 URL = "http://juhe.test/enterprise/App/ConLicByName/query"
 
 
@@ -103,10 +104,10 @@ def test_the_key_travels_in_the_form_body_only() -> None:
         response = client.query("河南省宏远建设工程有限公司")
     request = seen[0]
     assert request.method == "POST"
-    assert KEY not in str(request.url)
+    assert KEY_TEXT not in str(request.url)
     assert request.headers["content-type"] == "application/x-www-form-urlencoded"
     form = parse_qs(request.content.decode())
-    assert form == {"key": [KEY], "name": ["河南省宏远建设工程有限公司"]}
+    assert form == {"key": [KEY_TEXT], "name": ["河南省宏远建设工程有限公司"]}
     assert response.error_class is ErrorClass.NOT_FOUND
 
 
