@@ -3,8 +3,7 @@ error is never retried."""
 
 from __future__ import annotations
 
-import threading
-import time
+import itertools
 
 import dagster as dg
 import pytest
@@ -16,28 +15,27 @@ from tests.fixtures_db import PG_ADMIN_URL, is_postgres
 pytestmark = pytest.mark.xdist_group("heavy")
 
 
-def restart_connections_after(sandbox, database: str, requests: int) -> threading.Thread:
-    """Once the sandbox has answered `requests` calls, kill every connection to the database,
-    as a PostgreSQL restart does."""
+def restart_database_at(sandbox, database: str, request: int, monkeypatch) -> None:
+    """Kill every connection to the database, as a PostgreSQL restart does, when the sandbox
+    receives its `request`-th call: before answering it, so the fetch is surely mid-way."""
+    answer = sandbox.answer
+    calls = itertools.count(1)
 
-    def watch() -> None:
-        deadline = time.monotonic() + 60
-        while sandbox.stats()["requests"] < requests and time.monotonic() < deadline:
-            time.sleep(0.01)
-        admin = sa.create_engine(sa.make_url(PG_ADMIN_URL).set(drivername="postgresql+psycopg"))
-        with admin.begin() as conn:
-            conn.execute(
-                sa.text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = :db AND pid <> pg_backend_pid()"
-                ),
-                {"db": database},
-            )
-        admin.dispose()
+    def answer_after_restart(params, arrived=None):  # type: ignore[no-untyped-def]
+        if next(calls) == request:
+            admin = sa.create_engine(sa.make_url(PG_ADMIN_URL).set(drivername="postgresql+psycopg"))
+            with admin.begin() as conn:
+                conn.execute(
+                    sa.text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = :db AND pid <> pg_backend_pid()"
+                    ),
+                    {"db": database},
+                )
+            admin.dispose()
+        return answer(params, arrived)
 
-    thread = threading.Thread(target=watch, daemon=True)
-    thread.start()
-    return thread
+    monkeypatch.setattr(sandbox, "answer", answer_after_restart)
 
 
 @pytest.mark.skipif(not is_postgres(), reason="a server restart is a PostgreSQL event")
@@ -50,10 +48,9 @@ def test_database_restart_mid_fetch_converges_on_the_next_attempt(
     monkeypatch.setenv("JUHE_BASE_URL", sandbox.url)
     monkeypatch.setenv("JUHE_API_KEY", sandbox.config.api_key)
     monkeypatch.setenv("JUHE_QPS", "50")
-    watcher = restart_connections_after(sandbox, sa.make_url(database_url).database, 15)
+    restart_database_at(sandbox, sa.make_url(database_url).database, 16, monkeypatch)
     with dg.instance_for_test() as instance:
         result = run_refresh(instance)
-    watcher.join()
     assert result.success
     retried = [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
     assert [e.step_key for e in retried] == ["qualification_responses"]
