@@ -5,6 +5,15 @@ back as a `JuheResponse` whatever its `error_code` (classification is data); any
 such an answer (timeout, reset, dropped connection, non-200, HTML, truncated JSON) raises
 `JuheTransientError`. Retry policy lives in `fetcher.py`.
 
+Hostile HTTP 200 answers (DESIGN.md "Hostile answers") raise `JuheUnusableAnswerError`, which
+carries the body to keep: a body over `max_body_bytes` (default 5 MiB, checked before decoding),
+JSON nested too deep to decode (RecursionError, not ValueError), and error_code 0 whose
+`result` is not an object or whose `result.items` is not a list. Everything finer (an item of
+the wrong type, a `total` that is not a number, odd timestamps) is per item, in normalize.
+A literal NUL character in the body (PostgreSQL text cannot hold one) is stored as its JSON
+escape ``\u0000`` — the same meaning inside a JSON string; NUL is stripped from `reason`, `sign`
+and every error detail.
+
 The key travels only in the form body, never in the URL, and is redacted from every message.
 Every request has an overall deadline besides httpx's per-operation timeouts, and tells its
 caller the moment its bytes left (`on_sent`), for the shared rate limit (transport.py).
@@ -21,7 +30,13 @@ from typing import Any
 
 import httpx
 
-from pipelines.juhe.errors import ErrorClass, JuheTransientError, classify, parse_code
+from pipelines.juhe.errors import (
+    ErrorClass,
+    JuheTransientError,
+    JuheUnusableAnswerError,
+    classify,
+    parse_code,
+)
 from pipelines.juhe.transport import JuheTransport, exchange
 from pipelines.settings import Secret
 
@@ -48,6 +63,7 @@ class JuheResponse:
 
 
 DEFAULT_DEADLINE_S = 30.0
+DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024
 
 
 class JuheClient:
@@ -64,8 +80,10 @@ class JuheClient:
         deadline: float = DEFAULT_DEADLINE_S,
         transport: httpx.BaseTransport | None = None,
         max_connections: int = 32,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ) -> None:
         self._url = base_url
+        self._max_body_bytes = max_body_bytes
         self._key = Secret(api_key)
         self._deadline = deadline
         limits = httpx.Limits(
@@ -99,23 +117,42 @@ class JuheClient:
         return self._parse(reply, latency_ms)
 
     def _parse(self, reply: httpx.Response, latency_ms: int) -> JuheResponse:
-        body = reply.text
+        body = storable_body(reply.text)
         if reply.status_code != 200:
             raise JuheTransientError(
                 http_status=reply.status_code,
                 detail=self._redact(f"HTTP {reply.status_code}: {_snippet(body)}"),
             )
-        payload = _json_object(body)
+        size = len(reply.content)
+        if size > self._max_body_bytes:
+            raise JuheUnusableAnswerError(
+                None,
+                f"body of {size} bytes is over the cap of {self._max_body_bytes} bytes",
+                body_text=body,
+                latency_ms=latency_ms,
+            )
+        try:
+            payload = _json_object(body)
+        except RecursionError:
+            raise JuheUnusableAnswerError(
+                None, "JSON nested too deep to decode", body_text=body, latency_ms=latency_ms
+            ) from None
         if payload is None:
             raise JuheTransientError(
                 http_status=200, detail=self._redact(f"body is not a JSON object: {_snippet(body)}")
             )
         code = parse_code(payload.get("error_code"))
+        reason = _text_or_none(payload.get("reason"))
+        sign = _text_or_none(payload.get("sign"))
+        if code == 0 and (problem := shape_problem(payload)) is not None:
+            raise JuheUnusableAnswerError(
+                code, problem, body_text=body, latency_ms=latency_ms, reason=reason, sign=sign
+            )
         return JuheResponse(
             http_status=200,
             error_code=code,
-            reason=_text_or_none(payload.get("reason")),
-            sign=_text_or_none(payload.get("sign")),
+            reason=reason,
+            sign=sign,
             body_text=body,
             payload=payload,
             latency_ms=latency_ms,
@@ -155,10 +192,29 @@ def _json_object(body: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
+def storable_body(body: str) -> str:
+    """The body as raw_responses stores it: a literal NUL becomes its JSON escape."""
+    return body.replace("\x00", "\\u0000") if "\x00" in body else body
+
+
+def shape_problem(payload: dict[str, Any]) -> str | None:
+    """Why an error_code 0 answer cannot be used at all (None when its shape is usable)."""
+    result = payload.get("result")
+    if not isinstance(result, dict):
+        return f"result is {type(result).__name__}, not an object"
+    items = result.get("items")
+    if not isinstance(items, list):
+        return f"result.items is {type(items).__name__}, not a list"
+    return None
+
+
 def _snippet(body: str) -> str:
-    flat = " ".join(body.split())
+    flat = " ".join(body.replace("\x00", "").split())
     return flat[:_DETAIL_CHARS] + ("…" if len(flat) > _DETAIL_CHARS else "")
 
 
 def _text_or_none(value: object) -> str | None:
-    return None if value is None else str(value)
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else str(value)
+    return text.replace("\x00", "")

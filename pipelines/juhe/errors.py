@@ -147,6 +147,38 @@ class JuheInvalidQueryError(JuheError):
     """260201/260202: the query itself is refused; never retried."""
 
 
+# How the ledger's `api_calls.detail` of an unusable answer starts; normalize reads the body of
+# such a call as invalid whatever it holds (the fetch refused it).
+UNUSABLE_DETAIL_PREFIX = "unusable answer: "
+
+
+class JuheUnusableAnswerError(JuheError):
+    """An HTTP 200 answer that was read but cannot be used as-is (DESIGN.md "Hostile answers"):
+    JSON nested too deep to decode, a body over the size cap, or error_code 0 whose `result` is
+    not an object with an `items` list. `body_text` is the body as stored (NUL made storable),
+    `reason`/`sign` what could be read of them, `problem` what is wrong in words.
+
+    Not retried in the same run: an error_code 0 answer may have been billed. The fetcher lands
+    the body and the ledger row and marks the company `failed` (normal backoff, a later run)."""
+
+    def __init__(
+        self,
+        code: int | None,
+        problem: str,
+        *,
+        body_text: str,
+        latency_ms: int,
+        reason: str | None = None,
+        sign: str | None = None,
+    ) -> None:
+        self.problem = problem
+        self.body_text = body_text
+        self.latency_ms = latency_ms
+        self.reason = reason
+        self.sign = sign
+        super().__init__(code, classify(code), 200, UNUSABLE_DETAIL_PREFIX + problem)
+
+
 _EXCEPTION_OF_CLASS: dict[ErrorClass, type[JuheError]] = {
     ErrorClass.THROTTLED: JuheThrottledError,
     ErrorClass.QUOTA: JuheQuotaError,

@@ -9,6 +9,10 @@ company's new state (ledger.py). Per class of answer (errors.py, DESIGN.md):
   failures per company per run, then `fetch_status='failed'` (backoff in due.py);
 * throttled (10011) → the limiter pauses this process, then retried, up to
   `max_throttled_attempts`; a company that runs out stays due without a failure;
+* unusable (a hostile HTTP 200 answer: `JuheUnusableAnswerError`, DESIGN.md "Hostile answers")
+  → its ledger row and raw body land, the company is `failed` for this run (failure backoff
+  in due.py) and is NOT retried in this run: an error_code 0 answer may have been billed. Only
+  that company is affected; the run goes on;
 * quota, maintenance, fatal → no new request starts (those in flight finish and land); the rest
   stay due. The report says why; `raise_for_stop` turns a fatal stop into `JuheFatalError`.
 
@@ -43,10 +47,18 @@ from pipelines.juhe.errors import (
     JuheQuotaError,
     JuheThrottledError,
     JuheTransientError,
+    JuheUnusableAnswerError,
     describe,
     error_for,
 )
-from pipelines.juhe.ledger import CallRecord, calls_since, land_response, log_call, mark_failed
+from pipelines.juhe.ledger import (
+    CallRecord,
+    calls_since,
+    land_response,
+    land_unusable,
+    log_call,
+    mark_failed,
+)
 from pipelines.juhe.ratelimit import RateLimiter, Slot
 
 CHINA = ZoneInfo("Asia/Shanghai")
@@ -138,15 +150,19 @@ class _Attempts:
     last_code: int | None = None
     last_status: int | None = None
     called: bool = False
+    unusable: bool = False
 
     def note(self, error: JuheError) -> None:
         self.last_code, self.last_status = error.code, error.http_status
+        self.unusable = isinstance(error, JuheUnusableAnswerError)
         if isinstance(error, JuheThrottledError):
             self.throttled += 1
         elif isinstance(error, JuheTransientError):
             self.transient += 1
 
     def failure_key(self) -> str:
+        if self.unusable:
+            return "unusable"
         if self.last_code is not None:
             return str(self.last_code)
         if self.last_status not in (None, 200):
@@ -255,6 +271,12 @@ class _Run:
             )
             attempts.note(exc)
             raise
+        except JuheUnusableAnswerError as exc:
+            call = CallRecord.of_unusable(company.id, called_at, attempts.number, exc, self.run_id)
+            land_unusable(self.engine, company.id, company.query, exc, call, self.run_id)
+            self.count_call(call)
+            attempts.note(exc)
+            raise
         call = CallRecord.of_response(company.id, called_at, attempts.number, response, self.run_id)
         if response.error_class in (ErrorClass.OK, ErrorClass.NOT_FOUND):
             land_response(self.engine, company.id, company.query, response, call, self.run_id)
@@ -305,6 +327,8 @@ class _Run:
             response = self.retrying(attempts)(self.attempt, company, attempts)
         except _Halted:
             return "left", attempts
+        except JuheUnusableAnswerError:
+            return "failed", attempts  # landed as failed with its body (ledger.land_unusable)
         except JuheInvalidQueryError as exc:
             self.end_company(company, exc.code, invalid=True)
             return "invalid", attempts

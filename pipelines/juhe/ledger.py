@@ -3,7 +3,13 @@
 Every HTTP attempt becomes an `api_calls` row, committed as it happens. A body juhe returned
 (error_code 0 or 260204) lands together with its ledger row and the company's new fetch state in
 one transaction, so a crash loses at most the calls in flight and a re-run never fetches a
-company whose answer landed. Writes from many threads are serialised per engine on SQLite (one
+company whose answer landed.
+
+An unusable HTTP 200 answer (`JuheUnusableAnswerError`, DESIGN.md "Hostile answers") lands the
+same way — ledger row (billable when its error_code is 0, `detail` says what is wrong), raw body
+(as text; normalize reads it as an `invalid` response, which changes nothing) — but the company
+becomes `failed` with one more consecutive failure, so the normal failure backoff retries it in a
+later run, never in this one. Writes from many threads are serialised per engine on SQLite (one
 writer at a time; other processes wait on the busy timeout); PostgreSQL takes them concurrently.
 """
 
@@ -21,7 +27,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from models.tables import ApiCall, Company, RawResponse
 from pipelines.juhe.client import JuheResponse
-from pipelines.juhe.errors import ErrorClass
+from pipelines.juhe.errors import ErrorClass, JuheUnusableAnswerError
 
 _SQLITE_WRITE_LOCKS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
 _LOCKS_GUARD = threading.Lock()
@@ -62,6 +68,27 @@ class CallRecord:
             error_code=response.error_code,
             latency_ms=response.latency_ms,
             detail=None if response.error_class is ErrorClass.OK else response.reason,
+        )
+
+    @classmethod
+    def of_unusable(
+        cls,
+        company_id: int,
+        called_at: dt.datetime,
+        attempt: int,
+        error: JuheUnusableAnswerError,
+        run_id: str | None,
+    ) -> CallRecord:
+        return cls(
+            company_id=company_id,
+            called_at=called_at,
+            attempt=attempt,
+            outcome=error.error_class,
+            run_id=run_id,
+            http_status=200,
+            error_code=error.code,
+            latency_ms=error.latency_ms,
+            detail=error.detail,
         )
 
     @property
@@ -119,23 +146,18 @@ def land_response(
     fetched_at = fetched_at or dt.datetime.now(dt.UTC)
     with write_lock(engine), engine.begin() as conn:
         call_id = record_call(conn, call)
-        raw_id = conn.execute(
-            sa.insert(RawResponse)
-            .returning(RawResponse.id)
-            .values(
-                company_id=company_id,
-                api_call_id=call_id,
-                query=query,
-                fetched_at=fetched_at,
-                http_status=response.http_status,
-                error_code=response.error_code,
-                reason=response.reason,
-                sign=response.sign,
-                body=response.body_text,
-                body_sha256=hashlib.sha256(response.body_text.encode("utf-8")).hexdigest(),
-                run_id=run_id,
-            )
-        ).scalar_one()
+        raw_id = _insert_raw(
+            conn,
+            company_id,
+            call_id,
+            query,
+            fetched_at,
+            run_id,
+            error_code=response.error_code,
+            reason=response.reason,
+            sign=response.sign,
+            body=response.body_text,
+        )
         conn.execute(
             sa.update(Company)
             .where(Company.id == company_id)
@@ -147,6 +169,78 @@ def land_response(
                 consecutive_failures=0,
             )
         )
+    return int(raw_id)
+
+
+def land_unusable(
+    engine: Engine,
+    company_id: int,
+    query: str,
+    error: JuheUnusableAnswerError,
+    call: CallRecord,
+    run_id: str | None,
+    *,
+    fetched_at: dt.datetime | None = None,
+) -> int:
+    """Ledger row + raw body of an unusable answer + the company `failed`, in one transaction."""
+    fetched_at = fetched_at or dt.datetime.now(dt.UTC)
+    with write_lock(engine), engine.begin() as conn:
+        call_id = record_call(conn, call)
+        raw_id = _insert_raw(
+            conn,
+            company_id,
+            call_id,
+            query,
+            fetched_at,
+            run_id,
+            error_code=error.code,
+            reason=error.reason,
+            sign=error.sign,
+            body=error.body_text,
+        )
+        conn.execute(
+            sa.update(Company)
+            .where(Company.id == company_id)
+            .values(
+                fetch_status="failed",
+                last_attempt_at=fetched_at,
+                last_error_code=error.code,
+                consecutive_failures=Company.consecutive_failures + 1,
+            )
+        )
+    return raw_id
+
+
+def _insert_raw(
+    conn: Connection,
+    company_id: int,
+    call_id: int,
+    query: str,
+    fetched_at: dt.datetime,
+    run_id: str | None,
+    *,
+    error_code: int | None,
+    reason: str | None,
+    sign: str | None,
+    body: str,
+) -> int:
+    raw_id = conn.execute(
+        sa.insert(RawResponse)
+        .returning(RawResponse.id)
+        .values(
+            company_id=company_id,
+            api_call_id=call_id,
+            query=query,
+            fetched_at=fetched_at,
+            http_status=200,
+            error_code=error_code,
+            reason=reason,
+            sign=sign,
+            body=body,
+            body_sha256=hashlib.sha256(body.encode("utf-8")).hexdigest(),
+            run_id=run_id,
+        )
+    ).scalar_one()
     return int(raw_id)
 
 

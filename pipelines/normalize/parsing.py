@@ -10,7 +10,20 @@ Rules (DESIGN.md "Parsing rules"):
   (a date alone means 00:00 there).
 - ``lic_name`` may be an array, a single string, null or missing; names are trimmed, empty ones
   dropped, and a name repeated within one array keeps its first position only.
-- Text fields are trimmed; an empty text is ``None``.
+- Text fields are trimmed; an empty text is ``None``. NUL characters (PostgreSQL text and jsonb
+  cannot hold them) are stripped from every text before anything else sees it, so the content
+  hash and the change detector see the stripped value.
+
+**Hostile bodies** (DESIGN.md "Hostile answers"). `parse_response` never raises: JSON nested too
+deep to decode (RecursionError), a body over ``MAX_BODY_BYTES`` (the fetcher's default cap, so
+a replay refuses what the fetch refused), a top level that is not an object, error_code 0 whose
+``result`` is not an object or whose ``items`` is not a list — all are ``invalid`` (no licence
+applied, no removal). Per item: an element that is not an object, or has no category, is
+dropped and counted (``missing_required``); an ``updated_time`` before ``EARLIEST_PLAUSIBLE``
+(1980-01-01) or later than the fetch time + ``FUTURE_SLACK`` (1 day) makes the item an
+anomaly (``issues.implausible``): it is not applied at all. error_code 0 with no items is
+an anomaly too (``issues.empty_success``). Either way the response does not list every licence,
+so no removal is inferred from it; its other items are still applied.
 
 **Key of a blank lic_no.** The natural key of a licence is (company, category, lic_no). When
 ``lic_no`` is blank the licence gets ``"~" + sha256(category + "\\x1f" + "\\x1f".join(sorted
@@ -45,6 +58,9 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 CHINA_OFFSET = dt.timezone(dt.timedelta(hours=8))
 UNKNOWN_TIME = dt.datetime(1970, 1, 1, tzinfo=SHANGHAI)
 NOT_FOUND_CODE = 260204
+EARLIEST_PLAUSIBLE = dt.datetime(1980, 1, 1, tzinfo=SHANGHAI)
+FUTURE_SLACK = dt.timedelta(days=1)
+MAX_BODY_BYTES = 5 * 1024 * 1024  # = pipelines.juhe.client.DEFAULT_MAX_BODY_BYTES
 
 ResponseStatus = Literal["complete", "partial", "not_found", "invalid"]
 RESPONSE_STATUSES: tuple[ResponseStatus, ...] = ("complete", "partial", "not_found", "invalid")
@@ -221,10 +237,14 @@ def parse_names(value: Any) -> tuple[str, ...]:
         return ()
     raw = value if isinstance(value, list) else [value]
     try:
-        return tuple(dict.fromkeys(filter(None, map(str.strip, raw))))
+        names = tuple(dict.fromkeys(filter(None, map(str.strip, raw))))
     except TypeError:  # not all strings
-        names = (str(v).strip() for v in raw if v is not None)
-        return tuple(dict.fromkeys(n for n in names if n))
+        texts = (str(v).strip() for v in raw if v is not None)
+        names = tuple(dict.fromkeys(n for n in texts if n))
+    if any("\x00" in n for n in names):
+        texts = (n.replace("\x00", "").strip() for n in names)
+        names = tuple(dict.fromkeys(n for n in texts if n))
+    return names
 
 
 @lru_cache(maxsize=65536)
@@ -324,9 +344,12 @@ def content_hash(canonical: tuple[Any, ...]) -> str:
 
 
 def _text(value: Any) -> str | None:
-    if type(value) is str:
-        return value.strip() or None
-    return None if value is None else str(value).strip() or None
+    if value is None:
+        return None
+    text = value if type(value) is str else str(value)
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    return text.strip() or None
 
 
 @dataclass
@@ -336,10 +359,24 @@ class ParseIssues:
     drift: Counter[str] = field(default_factory=Counter)
     unparseable: Counter[str] = field(default_factory=Counter)
     missing_required: int = 0
+    # Items not applied because their updated_time is implausible: {category, lic_no,
+    # updated_time (ISO)}.
+    implausible: list[dict[str, Any]] = field(default_factory=list)
+    empty_success: bool = False
+    problem: str | None = None  # why a whole body is invalid, when it is hostile
 
 
-def parse_item(item: Any, issues: ParseIssues) -> LicenseRecord | None:
-    """One element of result.items → LicenseRecord, or None (counted) without a category.
+def _plausible(moment: dt.datetime | None, latest: dt.datetime | None) -> bool:
+    if moment is None:
+        return True
+    return moment >= EARLIEST_PLAUSIBLE and (latest is None or moment <= latest)
+
+
+def parse_item(
+    item: Any, issues: ParseIssues, latest: dt.datetime | None = None
+) -> LicenseRecord | None:
+    """One element of result.items → LicenseRecord, or None (counted) without a category or
+    with an implausible updated_time (before 1980, or after `latest`).
 
     Written flat on purpose: it runs once per licence per replay.
     """
@@ -350,12 +387,17 @@ def parse_item(item: Any, issues: ParseIssues) -> LicenseRecord | None:
         return None
     if len(item) > len(ITEM_FIELDS) or not ITEM_FIELDS.issuperset(item):
         for unknown in item.keys() - ITEM_FIELDS:
-            issues.drift[f"items[].{unknown}"] += 1
+            issues.drift[f"items[].{str(unknown).replace(chr(0), '')}"] += 1
     names = parse_names(get("lic_name"))
     lic_no = _text(get("lic_no")) or blank_lic_no_key(category, names)
     start, end = _start_of(get("validity_start")), _end_of(get("validity_end"))
     created, created_iso, created_bad = _time_of(get("created_time"))
     updated, updated_iso, updated_bad = _time_of(get("updated_time"))
+    if updated is not None and not _plausible(updated, latest):
+        issues.implausible.append(
+            {"category": category, "lic_no": _text(get("lic_no")), "updated_time": updated_iso}
+        )
+        return None
     if start.unparseable or end.unparseable or created_bad or updated_bad:
         for name, bad in (
             ("validity_start", start.unparseable),
@@ -411,7 +453,13 @@ class ParsedResponse:
     @property
     def lists_every_licence(self) -> bool:
         """True when absence from this response means the licence is gone (removals allowed)."""
-        return self.status in ("complete", "not_found") and self.issues.missing_required == 0
+        issues = self.issues
+        return (
+            self.status in ("complete", "not_found")
+            and issues.missing_required == 0
+            and not issues.implausible
+            and not issues.empty_success
+        )
 
     @property
     def is_presence_evidence(self) -> bool:
@@ -434,22 +482,41 @@ def _total(value: Any) -> int | None:
     return code if code is not None and code >= 0 else None
 
 
-def _invalid(issues: ParseIssues, items: list[LicenseRecord] | None = None) -> ParsedResponse:
-    return ParsedResponse("invalid", items or [], issues)
+def _invalid(issues: ParseIssues, problem: str | None = None) -> ParsedResponse:
+    issues.problem = problem
+    return ParsedResponse("invalid", [], issues)
 
 
-def parse_response(body: str | bytes) -> ParsedResponse:
-    """A raw body → ParsedResponse. Never raises: a body it cannot use is ``invalid``."""
+def refused_response() -> ParsedResponse:
+    """The response of a body the fetch refused as unusable (the ledger says so): invalid."""
+    return _invalid(ParseIssues(), "refused at fetch")
+
+
+def _over_cap(body: str | bytes) -> bool:
+    if len(body) * 4 <= MAX_BODY_BYTES:  # a UTF-8 character is at most 4 bytes
+        return False
+    return len(body if isinstance(body, bytes) else body.encode("utf-8")) > MAX_BODY_BYTES
+
+
+def parse_response(body: str | bytes, fetched_at: dt.datetime | None = None) -> ParsedResponse:
+    """A raw body → ParsedResponse. Never raises: a body it cannot use is ``invalid``.
+
+    With `fetched_at`, an item whose updated_time is later than fetched_at + FUTURE_SLACK is
+    implausible (not applied); before EARLIEST_PLAUSIBLE always is."""
     issues = ParseIssues()
+    if _over_cap(body):
+        return _invalid(issues, "over the size cap")
     try:
         data = json.loads(body)
+    except RecursionError:
+        return _invalid(issues, "JSON nested too deep")
     except (ValueError, TypeError):
-        return _invalid(issues)
+        return _invalid(issues, "not JSON")
     if not isinstance(data, dict):
         issues.missing_required += 1
-        return _invalid(issues)
+        return _invalid(issues, "not a JSON object")
     for unknown in data.keys() - TOP_LEVEL_FIELDS:
-        issues.drift[unknown] += 1
+        issues.drift[unknown.replace("\x00", "")] += 1
     code = _error_code(data.get("error_code"))
     if code == NOT_FOUND_CODE:
         return ParsedResponse("not_found", [], issues)
@@ -458,11 +525,13 @@ def parse_response(body: str | bytes) -> ParsedResponse:
     result = data.get("result")
     if not isinstance(result, dict) or not isinstance(result.get("items"), list):
         issues.missing_required += 1
-        return _invalid(issues)
+        return _invalid(issues, "result or result.items of the wrong type")
     for unknown in result.keys() - RESULT_FIELDS:
-        issues.drift[f"result.{unknown}"] += 1
+        issues.drift[f"result.{unknown.replace(chr(0), '')}"] += 1
     raw_items = result["items"]
-    items = [r for r in (parse_item(i, issues) for i in raw_items) if r is not None]
+    latest = None if fetched_at is None else fetched_at + FUTURE_SLACK
+    items = [r for r in (parse_item(i, issues, latest) for i in raw_items) if r is not None]
+    issues.empty_success = not raw_items
     total = _total(result.get("total"))
     return ParsedResponse(
         _status(result.get("total"), total, len(raw_items), issues), items, issues, total

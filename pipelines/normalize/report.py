@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -13,6 +14,11 @@ from pipelines.normalize.parsing import ParsedResponse
 class NormalizeReport:
     """Counts of one run. ``anomalies`` lists same-updated_time-different-content licences
     ({company_id, category, lic_no, updated_time, fetched_at}); they are not in license_changes.
+    It also lists the hostile-answer anomalies (DESIGN.md "Hostile answers"), each with a
+    ``kind``: ``implausible_updated_time`` (an item not applied: {company_id, category, lic_no,
+    updated_time, fetched_at}) and ``empty_success`` (error_code 0 with no items, no removal
+    inferred: {company_id, fetched_at}); ``implausible_times``/``empty_success`` count them, and
+    ``hostile`` counts invalid bodies by what was wrong (too deep, over the cap, wrong types).
     """
 
     responses: int = 0
@@ -25,6 +31,9 @@ class NormalizeReport:
     drift: Counter[str] = field(default_factory=Counter)
     missing_required: int = 0
     unparseable: Counter[str] = field(default_factory=Counter)
+    implausible_times: int = 0
+    empty_success: int = 0
+    hostile: Counter[str] = field(default_factory=Counter)
     companies: int = 0  # companies whose raw responses were read and applied
     companies_changed: int = 0  # the others were skipped early: applying changed nothing
     # renormalize (no rebuild): companies not read at all, their stored fingerprint matched
@@ -33,12 +42,34 @@ class NormalizeReport:
     workers: int = 1  # processes that applied the chunks (`parallel`)
     seconds: float = 0.0
 
-    def count_response(self, parsed: ParsedResponse) -> None:
+    def count_response(
+        self,
+        parsed: ParsedResponse,
+        company_id: int | None = None,
+        fetched_at: dt.datetime | None = None,
+    ) -> None:
+        issues = parsed.issues
         self.responses += 1
         self.by_status[parsed.status] += 1
-        self.drift.update(parsed.issues.drift)
-        self.unparseable.update(parsed.issues.unparseable)
-        self.missing_required += parsed.issues.missing_required
+        self.drift.update(issues.drift)
+        self.unparseable.update(issues.unparseable)
+        self.missing_required += issues.missing_required
+        if issues.problem is not None:
+            self.hostile[issues.problem] += 1
+        if not (issues.implausible or issues.empty_success):
+            return
+        when = None if fetched_at is None else fetched_at.isoformat()
+        for item in issues.implausible:
+            self.anomalies.append(
+                {"kind": "implausible_updated_time", "company_id": company_id, **item}
+                | {"fetched_at": when}
+            )
+        self.implausible_times += len(issues.implausible)
+        if issues.empty_success:
+            self.empty_success += 1
+            self.anomalies.append(
+                {"kind": "empty_success", "company_id": company_id, "fetched_at": when}
+            )
 
     def merge(self, other: NormalizeReport) -> None:
         """Add another report's counts (a chunk applied by a worker process) to this one."""

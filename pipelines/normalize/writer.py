@@ -7,6 +7,11 @@ the responses in memory (`tracking`), writes only the difference with bulk state
 the responses normalized. A crash loses at most the chunk in flight, which the next run redoes;
 two runs on the same shard take turns per chunk and the second finds nothing left to do.
 
+A raw body whose fetch refused it as unusable (its `api_calls.detail` starts with
+``UNUSABLE_DETAIL_PREFIX``: over the size cap, nested too deep, wrong types; DESIGN.md "Hostile
+answers") is read as an ``invalid`` response whatever it holds, so a replay applies exactly what
+the first normalization applied: nothing.
+
 Each chunk also stores every one of its companies' normalized fingerprint (`fingerprint`: a fold
 over the hashes of all its raw responses, read in the same statement as the bodies), so a replay
 without rebuild can skip the companies whose fingerprint still matches after reading only
@@ -15,6 +20,7 @@ without rebuild can skip the companies whose fingerprint still matches after rea
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from collections.abc import Iterator, Sequence
@@ -26,8 +32,10 @@ from sqlalchemy.engine import Connection, Engine
 
 from models import Company, License, LicenseChange, LicenseName, LicenseVersion, RawResponse
 from models.base import utcnow
+from models.tables import ApiCall
+from pipelines.juhe.errors import UNUSABLE_DETAIL_PREFIX
 from pipelines.normalize import bulk, fingerprint
-from pipelines.normalize.parsing import grade_of, parse_response
+from pipelines.normalize.parsing import grade_of, parse_response, refused_response
 from pipelines.normalize.report import NormalizeReport
 from pipelines.normalize.state import load_chunk_state
 from pipelines.normalize.tracking import (
@@ -277,6 +285,7 @@ def _read_responses(
         if pending_only
         else raw.body
     )
+    calls = ApiCall.__table__.c
     query = (
         sa.select(
             raw.id,
@@ -285,7 +294,10 @@ def _read_responses(
             raw.body_sha256,
             raw.normalized_at,
             body.label("body"),
+            calls.detail.like(UNUSABLE_DETAIL_PREFIX + "%").label("refused"),
         )
+        .select_from(RawResponse)
+        .outerjoin(ApiCall, calls.id == raw.api_call_id)
         .where(raw.company_id.in_(company_ids))
         .order_by(raw.company_id, raw.fetched_at, raw.id)
     )
@@ -298,12 +310,19 @@ def _read_responses(
         )
         if pending_only and row.normalized_at is not None:
             continue
-        parsed = parse_response(row.body)
-        report.count_response(parsed)
+        if row.refused:
+            parsed = refused_response()
+        else:
+            parsed = parse_response(row.body, _aware(row.fetched_at))
+        report.count_response(parsed, row.company_id, row.fetched_at)
         responses.append(ResponseInput(row.id, row.company_id, row.fetched_at, parsed))
         if row.normalized_at is None:
             pending.append(row.id)
     return responses, pending, fingerprints
+
+
+def _aware(moment: dt.datetime) -> dt.datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
 
 
 def _stale_fingerprints(conn: Connection, fingerprints: dict[int, str]) -> set[int]:

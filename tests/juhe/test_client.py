@@ -8,12 +8,13 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 
-from pipelines.juhe.client import JuheClient
+from pipelines.juhe.client import DEFAULT_MAX_BODY_BYTES, JuheClient, shape_problem, storable_body
 from pipelines.juhe.errors import (
     ErrorClass,
     JuheFatalError,
     JuheQuotaError,
     JuheTransientError,
+    JuheUnusableAnswerError,
     classify,
     describe,
     error_for,
@@ -152,16 +153,95 @@ def test_timeouts_and_dropped_connections_are_transient(failure: httpx.Transport
 
 def test_no_error_message_contains_the_key_even_if_the_server_echoes_it() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(500, text=f"internal error for key={KEY} body={request.content!r}")
+        return httpx.Response(
+            500, text=f"internal error for key={KEY_TEXT} body={request.content!r}"
+        )
 
     with client_answering(handler) as client, pytest.raises(JuheTransientError) as caught:
         client.query("x")
-    assert KEY not in str(caught.value)
-    assert KEY not in repr(caught.value)
-    assert KEY not in repr(client)
+    assert KEY_TEXT not in str(caught.value)
+    assert KEY_TEXT not in repr(caught.value)
+    assert KEY_TEXT not in repr(client)
 
 
 def test_fatal_error_message_has_no_key() -> None:
     error = JuheFatalError(10001, ErrorClass.FATAL, 200, "")
-    assert KEY not in str(error)
+    assert KEY_TEXT not in str(error)
     assert "JUHE_API_KEY" in str(error)
+
+
+# -- hostile HTTP 200 answers (DESIGN.md "Hostile answers") -------------------------------------
+
+
+def _answering(text: str, **kwargs: int) -> JuheClient:
+    return JuheClient(
+        URL,
+        KEY,
+        transport=httpx.MockTransport(lambda request: httpx.Response(200, text=text)),
+        **kwargs,
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "code", "problem"),
+    [
+        ("[" * 100_000 + "]" * 100_000, None, "nested too deep"),
+        ('{"error_code":0,"result":' + "[" * 50_000 + "]" * 50_000 + "}", None, "nested too deep"),
+        ('{"error_code":0,"reason":"ok","result":null}', 0, "result is NoneType"),
+        ('{"error_code":0,"reason":"ok","result":"oops"}', 0, "result is str"),
+        ('{"error_code":"0","result":{"items":{"a":1},"total":1}}', 0, "items is dict"),
+        ('{"error_code":0,"result":{"total":3}}', 0, "items is NoneType"),
+    ],
+)
+def test_unusable_answers_carry_their_body(text: str, code: int | None, problem: str) -> None:
+    with _answering(text) as client, pytest.raises(JuheUnusableAnswerError) as caught:
+        client.query("x")
+    error = caught.value
+    assert error.code == code and problem in error.problem and error.body_text == text
+    assert error.http_status == 200 and KEY_TEXT not in str(error)
+
+
+def test_a_body_over_the_size_cap_is_unusable() -> None:
+    text = json.dumps({"error_code": 0, "result": {"items": [], "total": 0}, "pad": "x" * 2000})
+    with _answering(text, max_body_bytes=1000) as client, pytest.raises(JuheUnusableAnswerError):
+        client.query("x")
+    with _answering(text, max_body_bytes=len(text)) as client:
+        assert client.query("x").error_code == 0
+
+
+def test_default_size_cap_is_five_mib() -> None:
+    assert DEFAULT_MAX_BODY_BYTES == 5 * 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"error_code":0,"reason":"o\\u0000k","sign":"s\\u0000","result":{"items":[]}}',
+        '{"error_code":0,"reason":"o\x00k","sign":"s\x00","result":{"items":[]}}',
+    ],
+)
+def test_nul_is_made_storable(text: str) -> None:
+    with _answering(text) as client:
+        response = client.query("x")
+    assert "\x00" not in response.body_text
+    assert response.reason == "ok" and response.sign == "s"
+    assert json.loads(response.body_text, strict=False)["reason"] == "o\x00k"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"error_code":10012,"reason":"x","result":"quota"}',
+        '{"error_code":260204,"reason":"none","result":null}',
+        '{"error_code":0,"result":{"items":[1, "a", null],"total":"many"}}',
+    ],
+)
+def test_wrong_types_elsewhere_are_left_to_the_item_parser(text: str) -> None:
+    with _answering(text) as client:
+        assert client.query("x").payload is not None
+
+
+def test_storable_body_and_shape_problem_are_pure() -> None:
+    assert storable_body("a\x00b") == "a\\u0000b" and storable_body("ab") == "ab"
+    assert shape_problem({"result": {"items": []}}) is None
+    assert shape_problem({"result": []}) == "result is list, not an object"

@@ -109,7 +109,7 @@ def test_a_new_raw_response_replays_exactly_that_company(engine: Engine, loaded:
         victim = conn.execute(
             sa.select(sa.func.min(Company.id)).where(Company.license_count > 0)
         ).scalar_one()
-    add_raw(engine, victim, body([]), day(9))  # an empty complete list: every licence removed
+    add_raw(engine, victim, body(error_code=260204), day(9))  # not found: every licence removed
     report = renormalize(engine, shards=None, run_id="again")
     assert report.companies == 2 and report.companies_skipped == loaded - 1
     assert report.responses == raw_count(engine, victim) + 1
