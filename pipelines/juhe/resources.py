@@ -1,13 +1,19 @@
 """JuheResource: the juhe.cn ConLicByName API as Dagster sees it.
 
-The key comes from `dg.EnvVar("JUHE_API_KEY")`, so run config and the event log hold the
-variable's name, never its value. Other settings default to the environment (`Settings`).
+Deployment settings come from the environment only (`pipelines.settings`, rule in
+`pipelines.resources`): the endpoint (`JUHE_BASE_URL`), the key (`JUHE_API_KEY`), the QPS ceiling
+(`JUHE_QPS`) and the daily budget (`JUHE_DAILY_BUDGET`). The fields show what the code location
+loaded — the key only as the name of its variable — so the UI's resource page shows what a run
+uses. A run's config may lower `qps`, `daily_budget` and `max_attempts`, never raise them, and may
+not change `base_url` or `api_key`: such a run is refused before any request leaves.
 """
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Optional
 
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, field_serializer
 from sqlalchemy.engine import Engine
 
 from pipelines.juhe.client import JuheClient
@@ -19,30 +25,101 @@ from pipelines.juhe.fetcher import (
     fetch_companies,
 )
 from pipelines.juhe.ratelimit import SharedRateLimiter
-from pipelines.settings import Secret, Settings
+from pipelines.resources import (
+    LaunchConfig,
+    LaunchConfigError,
+    launch_config,
+    refuse_launch_changes,
+)
+from pipelines.settings import DEFAULT_BASE_URL, Settings
+
+MAX_ATTEMPTS = 4
+
+
+@dataclass(frozen=True)
+class FetchLimits:
+    """What one run may spend: the environment's limits, or lower ones its config asked for."""
+
+    qps: float
+    daily_budget: int | None
+    max_attempts: int
 
 
 class JuheResource(dg.ConfigurableResource):
     """Rate-limited, retrying access to ConLicByName.
 
-    Zero or empty fields mean "from the environment"."""
+    Endpoint, key, QPS ceiling and daily budget come from the environment; the fields show the
+    values the code location loaded. A run may lower qps, daily_budget and max_attempts."""
 
-    api_key: str = Field(description="the juhe key; pass dg.EnvVar('JUHE_API_KEY')")
-    base_url: str = Field(default="", description="full endpoint URL; empty: JUHE_BASE_URL")
-    qps: float = Field(default=0.0, description="requests per second; 0: JUHE_QPS")
-    concurrency: int = Field(default=0, description="requests in flight; 0: enough to hide latency")
-    max_attempts: int = Field(default=4, description="HTTP attempts per company per run")
-    connect_timeout: float = 5.0
-    read_timeout: float = 15.0
+    api_key: str = Field(
+        default=dg.EnvVar("JUHE_API_KEY"),
+        repr=False,
+        description="JUHE_API_KEY, as dg.EnvVar (read-only: setting it at launch is refused)",
+    )
+    base_url: str = Field(
+        default=DEFAULT_BASE_URL,
+        description="JUHE_BASE_URL when the code location loaded (read-only: a run always uses "
+        "JUHE_BASE_URL; setting it at launch is refused)",
+    )
+    qps: float = Field(
+        default=10.0, gt=0, description="requests per second: JUHE_QPS, or lower for one run"
+    )
+    daily_budget: Optional[int] = Field(
+        default=None,
+        ge=1,
+        description="calls per Asia/Shanghai day: JUHE_DAILY_BUDGET (null: unlimited), or lower "
+        "for one run",
+    )
+    max_attempts: int = Field(
+        default=MAX_ATTEMPTS,
+        ge=1,
+        description=f"HTTP attempts per company per run: {MAX_ATTEMPTS}, or fewer for one run",
+    )
+    concurrency: int = Field(
+        default=0, ge=0, description="requests in flight; 0: enough to hide latency"
+    )
+    connect_timeout: float = Field(default=5.0, gt=0)
+    read_timeout: float = Field(default=15.0, gt=0)
 
-    def settings(self) -> Settings:
-        return Settings.from_env()
+    @field_serializer("api_key")
+    def _hide_api_key(self, _value: str) -> str:
+        return "***"
 
-    def effective_qps(self) -> float:
-        return self.qps or self.settings().juhe_qps
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        settings = Settings.from_env()
+        launch = launch_config(context)
+        key = settings.juhe_api_key.get_secret_value()
+        refuse_launch_changes(
+            self,
+            launch,
+            {
+                "base_url": ("JUHE_BASE_URL", [settings.juhe_base_url]),
+                "api_key": ("JUHE_API_KEY", [key]),
+            },
+        )
+        self.limits(settings, launch)
 
-    def effective_concurrency(self) -> int:
-        return self.concurrency or default_concurrency(self.effective_qps())
+    def limits(self, settings: Settings, launch: LaunchConfig) -> FetchLimits:
+        """The environment's limits, or lower ones this run's config asked for; a wider ask is
+        refused (LaunchConfigError)."""
+
+        def refuse(name: str, why: str) -> LaunchConfigError:
+            return LaunchConfigError(
+                f"{launch.path(name)}={getattr(self, name)} is {why}: a run may lower it, never "
+                "raise it"
+            )
+
+        qps = self.qps if launch.asks("qps") else settings.juhe_qps
+        if qps > settings.juhe_qps:
+            raise refuse("qps", f"above the ceiling JUHE_QPS={settings.juhe_qps:g}")
+        ceiling = settings.juhe_daily_budget
+        budget = self.daily_budget if launch.asks("daily_budget") else ceiling
+        if ceiling is not None and (budget is None or budget > ceiling):
+            raise refuse("daily_budget", f"above the budget JUHE_DAILY_BUDGET={ceiling}")
+        attempts = self.max_attempts if launch.asks("max_attempts") else MAX_ATTEMPTS
+        if attempts > MAX_ATTEMPTS:
+            raise refuse("max_attempts", f"above {MAX_ATTEMPTS}")
+        return FetchLimits(qps=qps, daily_budget=budget, max_attempts=attempts)
 
     def fetch(
         self,
@@ -53,15 +130,25 @@ class JuheResource(dg.ConfigurableResource):
         run_id: str,
         progress: Callable[[FetchProgress], None] | None = None,
     ) -> FetchReport:
-        settings = self.settings()
+        settings = Settings.from_env()
+        limits = self.limits(settings, launch_config(self.get_resource_context()))
+        log = dg.get_dagster_logger()
+        if settings.juhe_insecure_http_warning:
+            log.warning(settings.juhe_insecure_http_warning)
+        log.info(
+            f"calling {settings.juhe_base_url} at most {limits.qps:g} times a second, "
+            f"{limits.max_attempts} attempts per company, daily budget "
+            f"{limits.daily_budget or 'unlimited'}"
+        )
+        concurrency = self.concurrency or default_concurrency(limits.qps)
         client = JuheClient(
-            self.base_url or settings.juhe_base_url,
-            Secret(self.api_key),
+            settings.juhe_base_url,
+            settings.juhe_api_key,
             connect_timeout=self.connect_timeout,
             read_timeout=self.read_timeout,
-            max_connections=self.effective_concurrency() + 4,
+            max_connections=concurrency + 4,
         )
-        limiter = SharedRateLimiter.for_database(database_url, self.effective_qps())
+        limiter = SharedRateLimiter.for_database(database_url, limits.qps)
         with client, limiter:
             return fetch_companies(
                 engine,
@@ -69,9 +156,9 @@ class JuheResource(dg.ConfigurableResource):
                 client,
                 limiter,
                 run_id=run_id,
-                concurrency=self.effective_concurrency(),
-                max_attempts=self.max_attempts,
-                daily_budget=settings.juhe_daily_budget,
+                concurrency=concurrency,
+                max_attempts=limits.max_attempts,
+                daily_budget=limits.daily_budget,
                 price_per_call=settings.juhe_price_per_call,
                 progress=progress,
             )
