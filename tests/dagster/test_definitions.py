@@ -53,6 +53,12 @@ def test_fetch_asset_sits_in_the_juhe_api_pool_and_runs_shards_in_one_run() -> N
     assert normalized.backfill_policy == dg.BackfillPolicy.single_run()
 
 
+def test_nightly_schedule_starts_stopped() -> None:
+    """A fresh deployment spends no paid call until someone turns the schedule on."""
+    schedule = defs.resolve_schedule_def("nightly_refresh_schedule")
+    assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+
+
 def test_nightly_schedule_yields_one_run_over_all_shards() -> None:
     schedule = defs.resolve_schedule_def("nightly_refresh_schedule")
     assert schedule.cron_schedule == "0 2 * * *"
