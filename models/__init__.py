@@ -1,6 +1,7 @@
 """SQLAlchemy models of zizhi's tables (the contract of DESIGN.md)."""
 
 from models.base import Base, utcnow
+from models.fetch_control import ApiBudgetDay, FetchClaim
 from models.tables import (
     ApiCall,
     Company,
@@ -13,9 +14,11 @@ from models.tables import (
 )
 
 __all__ = [
+    "ApiBudgetDay",
     "ApiCall",
     "Base",
     "Company",
+    "FetchClaim",
     "License",
     "LicenseChange",
     "LicenseName",

@@ -152,6 +152,15 @@ COLUMN_DOCS: dict[str, dict[str, str]] = {
         "fingerprint": "sha256 of (source, row_number, raw_row, reason): no duplicates on re-read.",
         "detected_at": "When the row was rejected.",
     },
+    "fetch_claims": {
+        "company_id": "`companies.id` being fetched.",
+        "run_id": "Dagster run fetching it; other runs skip the company.",
+        "expires_at": "End of the lease: a run that died stops blocking the company then.",
+    },
+    "api_budget_days": {
+        "day": "Asia/Shanghai calendar day.",
+        "calls": "HTTP attempts reserved that day against `JUHE_DAILY_BUDGET`, by every run.",
+    },
 }
 
 _CURRENT_COLUMNS = {

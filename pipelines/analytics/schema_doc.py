@@ -36,6 +36,8 @@ TABLE_ORDER = (
     "raw_responses",
     "api_calls",
     "roster_rejects",
+    "fetch_claims",
+    "api_budget_days",
 )
 
 

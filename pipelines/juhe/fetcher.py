@@ -16,8 +16,10 @@ company's new state (ledger.py). Per class of answer (errors.py, DESIGN.md):
 * quota, maintenance, fatal → no new request starts (those in flight finish and land); the rest
   stay due. The report says why; `raise_for_stop` turns a fatal stop into `JuheFatalError`.
 
-`daily_budget` caps HTTP attempts per Asia/Shanghai day, counting the ledger's rows of today
-(every run and process) when the run starts.
+`daily_budget` caps HTTP attempts per Asia/Shanghai day across every run and process: each
+attempt reserves a unit of the day's counter first (claims.py). Before its first request for a
+company a run claims it; a company another run holds, or attempted since this run started, is
+skipped (`claimed_elsewhere`), so overlapping runs never buy the same answer twice.
 """
 
 from __future__ import annotations
@@ -31,11 +33,11 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from zoneinfo import ZoneInfo
 
 import tenacity
 from sqlalchemy.engine import Engine
 
+from pipelines.juhe.claims import claim, release, reserve_call
 from pipelines.juhe.client import JuheClient, JuheResponse
 from pipelines.juhe.due import DueCompany
 from pipelines.juhe.errors import (
@@ -53,7 +55,6 @@ from pipelines.juhe.errors import (
 )
 from pipelines.juhe.ledger import (
     CallRecord,
-    calls_since,
     land_response,
     land_unusable,
     log_call,
@@ -61,7 +62,6 @@ from pipelines.juhe.ledger import (
 )
 from pipelines.juhe.ratelimit import RateLimiter, Slot
 
-CHINA = ZoneInfo("Asia/Shanghai")
 PROGRESS_EVERY_S = 2.0
 THROTTLE_PAUSE_S = 0.5
 _SLEEP_SLICE_S = 0.25
@@ -110,6 +110,7 @@ class FetchReport:
     calls: int = 0
     billable_calls: int = 0
     estimated_cost: float = 0.0
+    claimed_elsewhere: int = 0  # another run held the company, or attempted it meanwhile
     stopped_by: str | None = None  # None | quota | maintenance | fatal | budget | cancelled
     stop_code: int | None = None
     stop_message: str | None = None
@@ -196,7 +197,7 @@ class _Run:
         run_id: str,
         policy: RetryPolicy,
         total: int,
-        budget_left: int | None,
+        budget: int | None,
         price_per_call: float,
         progress: Callable[[FetchProgress], None] | None,
         sleep: Callable[[float], None],
@@ -205,10 +206,11 @@ class _Run:
     ) -> None:
         self.engine, self.client, self.limiter = engine, client, limiter
         self.run_id, self.policy = run_id, policy
-        self.budget_left, self.price = budget_left, price_per_call
+        self.budget, self.price = budget, price_per_call
         self.progress, self.sleep, self.clock, self.cancel = progress, sleep, clock, cancel
         self.report = FetchReport(total=total)
         self.started = clock()
+        self.started_at = dt.datetime.now(dt.UTC)
         self._done = 0
         self._last_progress = self.started
         self._stop = threading.Event()
@@ -239,14 +241,14 @@ class _Run:
         if self.halted():
             raise _Halted
         slot = self.limiter.acquire()
+        if self._stop.is_set():
+            raise _Halted
+        if self.budget is not None and not reserve_call(
+            self.engine, self.budget, dt.datetime.now(dt.UTC)
+        ):
+            self.halt("budget", None)
+            raise _Halted
         with self._lock:
-            if self._stop.is_set():
-                raise _Halted
-            if self.budget_left is not None and self.report.calls >= self.budget_left:
-                if self.report.stopped_by is None:
-                    self.report.stopped_by = "budget"
-                self._stop.set()
-                raise _Halted
             self.report.calls += 1
         return slot
 
@@ -323,6 +325,9 @@ class _Run:
     def fetch(self, company: DueCompany) -> tuple[str, _Attempts]:
         """Fetch one company until it lands, is refused, fails for good, or the run stops."""
         attempts = _Attempts()
+        now = dt.datetime.now(dt.UTC)
+        if not claim(self.engine, company.id, self.run_id, run_started_at=self.started_at, now=now):
+            return "claimed", attempts
         try:
             response = self.retrying(attempts)(self.attempt, company, attempts)
         except _Halted:
@@ -365,6 +370,8 @@ class _Run:
                 report.invalid += 1
             elif outcome == "failed":
                 report.failed += 1
+            elif outcome == "claimed":
+                report.claimed_elsewhere += 1
             if outcome in ("invalid", "failed"):
                 examples = report.failures_by_code.setdefault(attempts.failure_key(), [])
                 if len(examples) < _EXAMPLES:
@@ -408,7 +415,8 @@ class _Run:
         report = self.report
         report.elapsed = self.clock() - self.started
         report.achieved_rate = report.calls / report.elapsed if report.elapsed > 0 else 0.0
-        report.remaining = report.total - report.landed_ok - report.not_found - report.invalid
+        done = report.landed_ok + report.not_found + report.invalid + report.claimed_elsewhere
+        report.remaining = report.total - done
         report.estimated_cost = round(report.billable_calls * self.price, 6)
         report.stop_message = _stop_message(report, budget)
         if self.progress is not None:
@@ -431,12 +439,6 @@ def _stop_message(report: FetchReport, budget: int | None) -> str | None:
     if report.stopped_by == "cancelled":
         return "Stopped calling juhe: the run was cancelled."
     return None
-
-
-def start_of_china_day(now: dt.datetime | None = None) -> dt.datetime:
-    """Midnight of today in Asia/Shanghai, as an aware datetime."""
-    local = (now or dt.datetime.now(dt.UTC)).astimezone(CHINA)
-    return local.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def fetch_companies(
@@ -462,9 +464,6 @@ def fetch_companies(
 
     `concurrency` defaults to `default_concurrency(limiter.qps)`: 14 workers at 20 QPS.
     """
-    budget_left = None
-    if daily_budget is not None:
-        budget_left = max(0, daily_budget - calls_since(engine, start_of_china_day()))
     run = _Run(
         engine,
         client,
@@ -472,7 +471,7 @@ def fetch_companies(
         run_id=run_id,
         total=len(companies),
         policy=RetryPolicy(max_attempts, max_throttled_attempts, backoff_base, backoff_cap),
-        budget_left=budget_left,
+        budget=daily_budget,
         price_per_call=price_per_call,
         progress=progress,
         sleep=sleep,
@@ -483,8 +482,11 @@ def fetch_companies(
     for company in companies:
         pending.put(company)
     workers = min(concurrency or default_concurrency(limiter.qps), max(len(companies), 1))
-    with ThreadPoolExecutor(workers, thread_name_prefix=f"juhe-{run_id[:8]}") as pool:
-        futures = [pool.submit(run.work, pending) for _ in range(workers)]
-    for future in futures:
-        future.result()
+    try:
+        with ThreadPoolExecutor(workers, thread_name_prefix=f"juhe-{run_id[:8]}") as pool:
+            futures = [pool.submit(run.work, pending) for _ in range(workers)]
+        for future in futures:
+            future.result()
+    finally:
+        release(engine, run_id)
     return run.finish(daily_budget)
