@@ -10,10 +10,10 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from tests.dagster.helpers import production_instance, run_refresh, write_roster
+from tests.dagster.helpers import production_instance, run_refresh, write_roster, zizhi_instance
 from tests.fixtures_db import create_pg_database, drop_pg_database, is_postgres
 
-# Heavy or timing-sensitive: one xdist worker runs this group in sequence (see run_suites.sh).
+# Heavy: one xdist worker runs this group in sequence (see run_suites.sh).
 pytestmark = pytest.mark.xdist_group("heavy")
 
 SECRET = "zz-KEY-7f3a9c1e5b"
@@ -51,9 +51,11 @@ def test_refresh_completes_on_the_production_instance_storage(
         drop_pg_database(storage_url)
 
 
-def test_the_api_key_shows_nowhere(engine, roster, caplog: pytest.LogCaptureFixture, capfd) -> None:
+def test_the_api_key_shows_nowhere(
+    engine, roster, caplog: pytest.LogCaptureFixture, capfd, tmp_path: Path
+) -> None:
     caplog.set_level(logging.DEBUG)
-    with dg.instance_for_test() as instance:
+    with zizhi_instance(tmp_path / "dagster") as instance:
         result = run_refresh(instance)
         assert result.success
         run = instance.get_run_by_id(result.run_id)

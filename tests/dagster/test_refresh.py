@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from tests.dagster.helpers import counts, run_refresh, write_roster
+from tests.dagster.helpers import counts, run_refresh, write_roster, zizhi_instance
 
-# Heavy or timing-sensitive: one xdist worker runs this group in sequence (see run_suites.sh).
+# Runs use the instance of deploy/dagster.yaml (batching event log), as `make refresh` does: on
+# Dagster's stock SQLite event log, one commit per event, a refresh took 3x as long.
+# Heavy: one xdist worker runs this group in sequence (see run_suites.sh).
 pytestmark = pytest.mark.xdist_group("heavy")
 
 
@@ -22,8 +23,10 @@ def roster(sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
-def test_full_refresh_lands_every_company_and_fills_the_tables(engine, sandbox, roster) -> None:
-    with dg.instance_for_test() as instance:
+def test_full_refresh_lands_every_company_and_fills_the_tables(
+    engine, sandbox, roster, tmp_path: Path
+) -> None:
+    with zizhi_instance(tmp_path / "dagster") as instance:
         result = run_refresh(instance)
     assert result.success
     landed = counts(
@@ -46,8 +49,10 @@ def test_full_refresh_lands_every_company_and_fills_the_tables(engine, sandbox, 
     assert sandbox.stats()["requests"] == 40
 
 
-def test_second_refresh_spends_no_call_on_fresh_companies(engine, sandbox, roster) -> None:
-    with dg.instance_for_test() as instance:
+def test_second_refresh_spends_no_call_on_fresh_companies(
+    engine, sandbox, roster, tmp_path: Path
+) -> None:
+    with zizhi_instance(tmp_path / "dagster") as instance:
         assert run_refresh(instance).success
         before = sandbox.stats()["requests"]
         assert run_refresh(instance).success
@@ -57,9 +62,11 @@ def test_second_refresh_spends_no_call_on_fresh_companies(engine, sandbox, roste
     assert counts(engine, "raw_responses")["raw_responses"] == 80
 
 
-def test_wrong_key_fails_the_run_naming_the_variable(engine, sandbox, roster, monkeypatch) -> None:
+def test_wrong_key_fails_the_run_naming_the_variable(
+    engine, sandbox, roster, monkeypatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("JUHE_API_KEY", "not-the-key")
-    with dg.instance_for_test() as instance:
+    with zizhi_instance(tmp_path / "dagster") as instance:
         result = run_refresh(instance)
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
@@ -69,13 +76,13 @@ def test_wrong_key_fails_the_run_naming_the_variable(engine, sandbox, roster, mo
 
 
 def test_refresh_refuses_a_database_behind_the_head_migration(
-    sandbox, roster, empty_database_url, monkeypatch
+    sandbox, roster, empty_database_url, monkeypatch, tmp_path: Path
 ) -> None:
     from pipelines.db import upgrade
 
     upgrade(empty_database_url, "0001")
     monkeypatch.setenv("DATABASE_URL", empty_database_url)
-    with dg.instance_for_test() as instance:
+    with zizhi_instance(tmp_path / "dagster") as instance:
         result = run_refresh(instance)
     assert not result.success
     failures = [
@@ -98,7 +105,7 @@ def test_a_failing_fetch_blocks_normalize_but_still_reports_every_check(
         "JUHE_QPS": "200",
     }.items():
         monkeypatch.setenv(name, value)
-    with dg.instance_for_test() as instance:
+    with zizhi_instance(tmp_path / "dagster") as instance:
         result = run_refresh(instance)
         evaluations = {
             e.asset_check_evaluation_data.check_name: e.asset_check_evaluation_data.passed

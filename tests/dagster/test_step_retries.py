@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import itertools
 
-import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from tests.dagster.helpers import counts, run_refresh, write_roster
+from tests.dagster.helpers import counts, run_refresh, write_roster, zizhi_instance
 from tests.fixtures_db import PG_ADMIN_URL, is_postgres
 
 pytestmark = pytest.mark.xdist_group("heavy")
@@ -49,7 +48,7 @@ def test_database_restart_mid_fetch_converges_on_the_next_attempt(
     monkeypatch.setenv("JUHE_API_KEY", sandbox.config.api_key)
     monkeypatch.setenv("JUHE_QPS", "50")
     restart_database_at(sandbox, sa.make_url(database_url).database, 16, monkeypatch)
-    with dg.instance_for_test() as instance:
+    with zizhi_instance(tmp_path / "dagster") as instance:
         result = run_refresh(instance)
     assert result.success
     retried = [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
@@ -68,7 +67,7 @@ def test_a_fatal_key_error_is_not_retried(engine, sandbox, tmp_path, monkeypatch
     roster = write_roster(tmp_path / "roster.csv", sandbox.dataset.companies[:10])
     monkeypatch.setenv("ROSTER_PATH", str(roster))
     monkeypatch.setenv("JUHE_API_KEY", "wrong-key")
-    with dg.instance_for_test() as instance:
+    with zizhi_instance(tmp_path / "dagster") as instance:
         result = run_refresh(instance)
     assert not result.success
     assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
