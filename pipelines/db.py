@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -17,6 +18,24 @@ from sqlalchemy.orm import Session
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
+
+
+OWNER_ONLY_UMASK = 0o077
+
+
+def create_private_files() -> None:
+    """From now on this process (and the processes it starts) creates files and folders that
+    only their owner can read: umask 077. zizhi's files hold paid data and, in the limiter's file
+    and DAGSTER_HOME, the traces of every run; the SQLite database, its WAL, the limiter's file
+    beside it and the report charts are all created after this."""
+    os.umask(os.umask(OWNER_ONLY_UMASK) | OWNER_ONLY_UMASK)
+
+
+def private_folder(path: Path) -> Path:
+    """`path` as a folder, created 0700 (with any missing parents) if it does not exist yet."""
+    create_private_files()
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
 
 
 class SchemaNotCurrentError(RuntimeError):
@@ -38,7 +57,7 @@ def get_engine(url: str) -> Engine:
     url_obj = sa.make_url(url)
     if url_obj.get_backend_name() == "sqlite":
         if url_obj.database and url_obj.database != ":memory:":
-            Path(url_obj.database).parent.mkdir(parents=True, exist_ok=True)
+            private_folder(Path(url_obj.database).parent)
         engine = sa.create_engine(url_obj, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine

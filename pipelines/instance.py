@@ -8,7 +8,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from pipelines.db import PROJECT_ROOT
+from pipelines.db import PROJECT_ROOT, private_folder
 
 JUHE_POOL = "juhe_api"
 DEFAULT_POOL_LIMIT = 2
@@ -21,9 +21,9 @@ def dagster_home() -> Path:
 
 
 def prepare_instance() -> dg.DagsterInstance:
-    """Create DAGSTER_HOME with zizhi's dagster.yaml if needed, and set the juhe_api pool limit."""
-    home = dagster_home()
-    home.mkdir(parents=True, exist_ok=True)
+    """Create DAGSTER_HOME (owner only) with zizhi's dagster.yaml if needed, and set the juhe_api
+    pool limit."""
+    home = private_folder(dagster_home())
     config = home / "dagster.yaml"
     if not config.exists():
         shutil.copyfile(PROJECT_ROOT / "deploy" / "dagster.yaml", config)
