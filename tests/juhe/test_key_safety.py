@@ -1,19 +1,32 @@
-"""The juhe key never appears in logs (httpx/httpcore at DEBUG), errors, reports or the database."""
+"""The juhe key never appears in logs (httpx/httpcore at DEBUG), errors, reports, the database or
+any printed form of an object that holds it; it travels only encrypted, or unencrypted with a
+warning at every run when the user opted in."""
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import json
 import logging
+import pickle
+import pprint
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import dagster as dg
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from pipelines import cli
+from pipelines.definitions import defs
 from pipelines.juhe.client import JuheClient
 from pipelines.juhe.errors import JuheFatalError
 from pipelines.juhe.fetcher import fetch_companies, raise_for_stop
 from pipelines.juhe.ratelimit import SharedRateLimiter, limiter_path
-from pipelines.settings import Secret
+from pipelines.settings import Secret, Settings
+from tests.dagster.helpers import run_refresh
 from tests.fixtures_db import is_postgres
 from tests.fixtures_sandbox import SandboxFactory
 from tests.juhe.helpers import sandbox_companies
@@ -89,3 +102,97 @@ def files_of(database_url: str) -> list[Path]:
     database = sa.make_url(database_url).database or ""
     names = [database, f"{database}-wal", limiter_path(database), f"{limiter_path(database)}-wal"]
     return [Path(name) for name in names if Path(name).exists()]
+
+
+def renderings(value: object) -> Iterator[str]:
+    """Every way code commonly turns an object into text."""
+    yield repr(value)
+    yield str(value)
+    yield f"{value}"
+    yield f"{value!r}"
+    yield f"{value!s}"
+    yield f"{value:}"
+    yield format(value)
+    yield "{}".format(value)  # noqa: UP032 - str.format is a rendering of its own
+    yield "{0!r}".format(value)  # noqa: UP030, UP032
+    yield "%s" % (value,)  # noqa: UP031 - %-formatting is what logging does
+    yield "%r" % (value,)  # noqa: UP031
+    yield str([value]) + str({"v": value}) + str((value,))
+    yield pprint.pformat(value)
+    record = logging.LogRecord("zizhi", logging.INFO, __file__, 0, "%s %r", (value, value), None)
+    yield logging.Formatter().format(record)
+
+
+def test_every_object_holding_the_key_prints_it_as_stars(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JUHE_API_KEY", RIGHT_KEY)
+    monkeypatch.delenv("JUHE_BASE_URL", raising=False)
+    secret = Secret(RIGHT_KEY)
+    settings = Settings.from_env()
+    defined = defs.resources["juhe"]
+    with (
+        JuheClient(settings.juhe_base_url, secret) as client,
+        dg.build_resources({"juhe": defined}) as resources,
+    ):
+        running = resources.juhe  # what an asset receives: the EnvVar resolved
+        assert running.api_key == RIGHT_KEY and secret.get_secret_value() == RIGHT_KEY
+        holders: dict[str, Any] = {
+            "Secret": secret,
+            "Settings": settings,
+            "a copy of the Settings": copy.deepcopy(settings),
+            "JuheClient": client,
+            "JuheResource as defined": defined,
+            "JuheResource in a run": running,
+        }
+        texts = {
+            f"{name}: {i}": text
+            for name, v in holders.items()
+            for i, text in enumerate(renderings(v))
+        }
+        texts["Settings as a dict"] = str(dataclasses.asdict(settings))
+        texts["Settings as JSON"] = json.dumps(dataclasses.asdict(settings), default=str)
+        for name in ("JuheResource as defined", "JuheResource in a run"):
+            texts[f"{name}, pydantic dump"] = str(holders[name].model_dump())
+            texts[f"{name}, pydantic JSON"] = holders[name].model_dump_json()
+    for where, text in texts.items():
+        assert RIGHT_KEY not in text, f"the key shows in {where}: {text}"
+    assert "***" in str(secret) and "***" in repr(settings)
+    with pytest.raises(TypeError):
+        pickle.dumps(settings)
+
+
+def test_plain_http_to_another_host_is_refused_before_any_run(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("JUHE_BASE_URL", "http://192.0.2.10/enterprise/App/ConLicByName/query")
+    monkeypatch.setenv("JUHE_API_KEY", RIGHT_KEY)
+    monkeypatch.delenv("JUHE_ALLOW_INSECURE_HTTP", raising=False)
+    assert cli.main(["refresh"]) == 2
+    said = capsys.readouterr().err
+    assert "JUHE_BASE_URL" in said and "JUHE_ALLOW_INSECURE_HTTP=1" in said
+    with dg.instance_for_test() as instance:
+        result = run_refresh(instance, selection=["qualification_responses"])
+    assert not result.success
+    errors = [e.event_specific_data.error for e in result.all_events if e.is_failure]
+    assert any("JUHE_BASE_URL" in (error.cause or error).message for error in errors if error)
+
+
+def test_opted_in_plain_http_warns_in_the_fetch_step_and_the_cli(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """192.0.2.0/24 is reserved for documentation: with no company due, no request is made."""
+    monkeypatch.setenv("JUHE_BASE_URL", "http://192.0.2.10/enterprise/App/ConLicByName/query")
+    monkeypatch.setenv("JUHE_API_KEY", RIGHT_KEY)
+    monkeypatch.setenv("JUHE_ALLOW_INSECURE_HTTP", "1")
+    assert cli.main(["migrate"]) == 0
+    assert "WARNING: JUHE_BASE_URL is plain http to 192.0.2.10" in capsys.readouterr().err
+    with dg.instance_for_test() as instance:
+        result = run_refresh(instance, selection=["qualification_responses"])
+        assert result.success
+        warnings = [
+            entry
+            for entry in instance.all_logs(result.run_id)
+            if entry.level == logging.WARNING and "unencrypted" in entry.user_message
+        ]
+    assert [entry.step_key for entry in warnings] == ["qualification_responses"]
+    assert "192.0.2.10" in warnings[0].user_message
+    assert RIGHT_KEY not in warnings[0].user_message
