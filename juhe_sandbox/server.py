@@ -43,7 +43,25 @@ from juhe_sandbox.render import error_body
 log = logging.getLogger("juhe_sandbox")
 
 ENDPOINT = "/enterprise/App/ConLicByName/query"
-FAULT_KINDS = ("260200", "10014", "http502", "truncated", "drop", "slow", "partial")
+FAULT_KINDS = (
+    "260200",
+    "10014",
+    "http502",
+    "truncated",
+    "drop",
+    "slow",
+    "partial",
+    # hostile HTTP 200 answers, built by juhe_sandbox/hostile.py (its KINDS)
+    "deep",
+    "oversize",
+    "nul",
+    "wrong_types",
+    "result_string",
+    "items_object",
+    "future_time",
+    "ancient_time",
+    "empty_success",
+)
 RUNTIME_FIELDS = frozenset(
     {
         "day",
@@ -365,6 +383,11 @@ class SandboxServer:
         if fault == "drop":
             return Reply(delay=delay, drop=True), None, fault
         body = self._body(params.get("name"), config)
+        from juhe_sandbox import hostile  # imported here: edits to this module stay in answer()
+
+        if fault in hostile.KINDS:
+            hostile_data, hostile_code = hostile.render(fault, body)
+            return Reply(body=hostile_data, delay=delay), hostile_code, fault
         if fault == "partial" and body.get("result"):
             body["result"]["items"] = body["result"]["items"][:-1]
         code = int(body["error_code"])

@@ -6,15 +6,21 @@ run without a second (maybe billed) request, and normalizing what landed does no
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import httpx
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from juhe_sandbox import hostile
+from juhe_sandbox.server import FAULT_KINDS
 from models import License
 from pipelines.juhe.client import JuheClient
+from pipelines.juhe.errors import JuheUnusableAnswerError
 from pipelines.juhe.fetcher import fetch_companies
+from pipelines.normalize.parsing import parse_response
 from pipelines.normalize.writer import normalize_pending
 from pipelines.settings import Secret
 from tests.juhe.helpers import add_companies, api_calls, companies_by_name, raw_responses
@@ -88,3 +94,44 @@ def test_hostile_answers_fail_only_their_company_and_keep_everything(engine: Eng
     with engine.connect() as conn:
         holders = set(conn.execute(sa.select(License.company_id)).scalars())
     assert holders == {ids["零字公司"], ids["类型公司"], ids["正常公司"]}
+
+
+# -- the sandbox's hostile fault kinds (juhe_sandbox/hostile.py) --------------------------------
+
+SANDBOX_OK = {
+    "error_code": 0,
+    "reason": "success",
+    "sign": "s",
+    "result": {"total": 1, "items": [{**ITEM, "lic_name": ["建筑工程施工总承包二级"]}]},
+}
+
+
+def test_every_hostile_kind_is_a_sandbox_fault_kind() -> None:
+    assert set(hostile.KINDS) <= set(FAULT_KINDS)
+
+
+@pytest.mark.parametrize("kind", hostile.KINDS)
+def test_hostile_kinds_are_refused_or_carry_no_change(kind: str) -> None:
+    data, code = hostile.render(kind, SANDBOX_OK)
+    assert code == 0
+    reply = httpx.MockTransport(lambda request: httpx.Response(200, content=data))
+    with JuheClient("http://juhe.test/query", Secret("k"), transport=reply) as juhe:
+        try:
+            response = juhe.query("x")
+        except JuheUnusableAnswerError:
+            assert kind in ("deep", "oversize", "result_string", "items_object")
+            return
+    parsed = parse_response(response.body_text, dt.datetime.now(dt.UTC))
+    assert not parsed.lists_every_licence or kind == "nul"
+    clean = parse_response(json.dumps(SANDBOX_OK), dt.datetime.now(dt.UTC)).items
+    if kind in ("nul", "wrong_types"):
+        assert [r.content_hash for r in parsed.items] == [r.content_hash for r in clean]
+    else:
+        assert parsed.items == []
+
+
+def test_hostile_kinds_leave_not_found_answers_alone_except_deep_and_oversize() -> None:
+    not_found = {"error_code": 260204, "reason": "查询无结果", "result": None}
+    for kind in ("nul", "wrong_types", "future_time", "ancient_time"):
+        data, code = hostile.render(kind, not_found)
+        assert json.loads(data) == not_found and code == 260204

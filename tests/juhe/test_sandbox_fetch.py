@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from juhe_sandbox import hostile
 from juhe_sandbox.server import SandboxServer
 from models.tables import ApiCall, RawResponse
 from pipelines.juhe.client import JuheClient
@@ -19,6 +20,7 @@ from pipelines.juhe.due import DueCompany, select_due
 from pipelines.juhe.errors import JuheFatalError
 from pipelines.juhe.fetcher import FetchReport, fetch_companies, raise_for_stop
 from pipelines.juhe.ratelimit import SharedRateLimiter
+from pipelines.normalize import normalize_pending, renormalize
 from pipelines.settings import Secret
 from tests.fixtures_sandbox import SandboxFactory
 from tests.juhe.helpers import (
@@ -28,6 +30,7 @@ from tests.juhe.helpers import (
     raw_responses,
     sandbox_companies,
 )
+from tests.normalize import digest
 
 # Heavy or timing-sensitive: one xdist worker runs this group in sequence (see run_suites.sh).
 pytestmark = pytest.mark.xdist_group("heavy")
@@ -182,3 +185,50 @@ def test_invalid_queries_are_marked_and_not_retried(
     assert set(report.failures_by_code) == {"260202"}
     assert {c.fetch_status for c in companies_by_name(engine).values()} == {"invalid"}
     assert due(engine) == []
+
+
+def test_a_day_of_hostile_answers_then_a_clean_day_leaves_the_tables_of_the_clean_days(
+    database_url: str, engine: Engine, sandbox_factory: SandboxFactory
+) -> None:
+    """Day 1 clean, day 2 every answer hostile (each kind of juhe_sandbox/hostile.py), day 3
+    clean, all from the same sandbox day: the run never fails, every hostile answer keeps its
+    ledger row and raw body, and the final tables equal those of the clean days alone."""
+    sandbox = sandbox_factory(latency_ms=1)
+    companies = sandbox_companies(engine, sandbox, 45)
+    clean = fetch(database_url, engine, sandbox, companies, run_id="clean-1")
+    normalize_pending(engine, shards=None, run_id="n1")
+
+    share = 0.99 / len(hostile.KINDS)
+    sandbox.configure(faults=dict.fromkeys(hostile.KINDS, share))
+    poisoned = fetch(database_url, engine, sandbox, companies, run_id="hostile")
+    stats = sandbox.stats()
+    assert set(stats["faults"]) == set(hostile.KINDS)  # every kind really happened
+    refused = sum(stats["faults"][k] for k in ("deep", "oversize", "result_string", "items_object"))
+    assert poisoned.failed == refused and poisoned.calls == len(companies)  # none re-bought
+    assert poisoned.failures_by_code.keys() <= {"unusable"}
+    report = normalize_pending(engine, shards=None, run_id="n2")
+    assert report.hostile["refused at fetch"] == refused
+    assert report.implausible_times > 0 and report.empty_success > 0
+    with engine.connect() as conn:
+        of_the_day = RawResponse.run_id == "hostile"
+        hostile_raws = conn.execute(
+            sa.select(sa.func.count()).select_from(RawResponse).where(of_the_day)
+        ).scalar()
+        assert "\x00" not in "".join(conn.execute(sa.select(RawResponse.body)).scalars())
+    assert (
+        hostile_raws
+        == len(companies)
+        == len([c for c in api_calls(engine) if c.run_id == "hostile"])
+    )
+
+    sandbox.configure(faults={})
+    fetch(database_url, engine, sandbox, companies, run_id="clean-2")
+    normalize_pending(engine, shards=None, run_id="n3")
+    assert clean.failed == 0
+    final = digest(engine)
+
+    with engine.begin() as conn:  # the clean days alone, rebuilt from their raw bodies
+        conn.execute(sa.delete(RawResponse).where(RawResponse.run_id == "hostile"))
+    renormalize(engine, shards=None, run_id="reference", rebuild=True)
+    reference = digest(engine)
+    assert final == reference
