@@ -214,7 +214,11 @@ def _snippet(body: str) -> str:
 
 
 def _text_or_none(value: object) -> str | None:
+    """`reason`/`sign` as text without NUL; a container (never expected, maybe nested without
+    end) is named by its type, not rendered."""
     if value is None:
         return None
+    if isinstance(value, dict | list):
+        return f"<{type(value).__name__}>"
     text = value if isinstance(value, str) else str(value)
     return text.replace("\x00", "")

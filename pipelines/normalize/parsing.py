@@ -19,7 +19,8 @@ deep to decode (RecursionError), a body over ``MAX_BODY_BYTES`` (the fetcher's d
 a replay refuses what the fetch refused), a top level that is not an object, error_code 0 whose
 ``result`` is not an object or whose ``items`` is not a list — all are ``invalid`` (no licence
 applied, no removal). Per item: an element that is not an object, or has no category, is
-dropped and counted (``missing_required``); an ``updated_time`` before ``EARLIEST_PLAUSIBLE``
+dropped and counted (``missing_required``), and so is an item whose values are nested too deep
+to read (RecursionError); an ``updated_time`` before ``EARLIEST_PLAUSIBLE``
 (1980-01-01) or later than the fetch time + ``FUTURE_SLACK`` (1 day) makes the item an
 anomaly (``issues.implausible``): it is not applied at all. error_code 0 with no items is
 an anomaly too (``issues.empty_success``). Either way the response does not list every licence,
@@ -530,12 +531,30 @@ def parse_response(body: str | bytes, fetched_at: dt.datetime | None = None) -> 
         issues.drift[f"result.{unknown.replace(chr(0), '')}"] += 1
     raw_items = result["items"]
     latest = None if fetched_at is None else fetched_at + FUTURE_SLACK
-    items = [r for r in (parse_item(i, issues, latest) for i in raw_items) if r is not None]
+    items = _parse_items(raw_items, issues, latest)
     issues.empty_success = not raw_items
     total = _total(result.get("total"))
     return ParsedResponse(
         _status(result.get("total"), total, len(raw_items), issues), items, issues, total
     )
+
+
+def _parse_items(
+    raw_items: list[Any], issues: ParseIssues, latest: dt.datetime | None
+) -> list[LicenseRecord]:
+    """The items that parse; an item nested so deep that reading it recurses too far is
+    dropped and counted like one without a category (so no removal is inferred)."""
+    items = []
+    for raw in raw_items:
+        try:
+            record = parse_item(raw, issues, latest)
+        except RecursionError:
+            issues.missing_required += 1
+            issues.unparseable["items[] (nested too deep)"] += 1
+            continue
+        if record is not None:
+            items.append(record)
+    return items
 
 
 def _status(raw_total: Any, total: int | None, count: int, issues: ParseIssues) -> ResponseStatus:

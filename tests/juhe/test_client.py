@@ -245,3 +245,12 @@ def test_storable_body_and_shape_problem_are_pure() -> None:
     assert storable_body("a\x00b") == "a\\u0000b" and storable_body("ab") == "ab"
     assert shape_problem({"result": {"items": []}}) is None
     assert shape_problem({"result": []}) == "result is list, not an object"
+
+
+@pytest.mark.parametrize("depth", [200, 500])
+def test_a_deep_reason_or_sign_is_named_not_rendered(depth: int) -> None:
+    nested = "[" * depth + "]" * depth
+    text = f'{{"error_code":10012,"reason":{nested},"sign":{{"a":{nested}}},"result":null}}'
+    with _answering(text) as client:
+        response = client.query("x")
+    assert (response.reason, response.sign) == ("<list>", "<dict>")

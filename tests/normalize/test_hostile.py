@@ -226,3 +226,26 @@ def _rows_of(data: dict[str, list[tuple]], name: str) -> dict[str, list[tuple]]:
         ]
         for table, rows in _without_company_times(data).items()
     }
+
+
+@pytest.mark.parametrize("depth", [300, 500, 700, 900, 990, 999])
+@pytest.mark.parametrize(
+    "field", ["category", "lic_no", "lic_name", "issue_org", "validity_end", "updated_time"]
+)
+def test_an_item_nested_just_under_the_decoder_limit_is_dropped_alone(
+    depth: int, field: str
+) -> None:
+    nested = "[" * depth + "]" * depth
+    text = (
+        '{"error_code":0,"result":{"items":[{"category":"c","lic_no":"1","'
+        + field
+        + '":'
+        + nested
+        + '},{"category":"y","lic_no":"2"}]}}'
+    )
+    result = parse_response(text)  # never raises, whatever the stack depth of the caller
+    if result.issues.problem == "JSON nested too deep":  # the decoder gave up: nothing applied
+        assert not result.items and not result.lists_every_licence
+    else:  # decoded: the deep item alone is dropped (or read), the other one applied
+        assert "2" in {r.lic_no for r in result.items}
+        assert not result.lists_every_licence or len(result.items) == 2
