@@ -20,7 +20,8 @@ a replay refuses what the fetch refused), a top level that is not an object, err
 ``result`` is not an object or whose ``items`` is not a list — all are ``invalid`` (no licence
 applied, no removal). Per item: an element that is not an object, or has no category, is
 dropped and counted (``missing_required``), and so is an item whose values are nested too deep
-to read (RecursionError); an ``updated_time`` before ``EARLIEST_PLAUSIBLE``
+to read (RecursionError). A ``created_time`` that cannot be represented (its UTC instant falls
+before year 1) is unparseable (null, counted). An ``updated_time`` before ``EARLIEST_PLAUSIBLE``
 (1980-01-01) or later than the fetch time + ``FUTURE_SLACK`` (1 day) makes the item an
 anomaly (``issues.implausible``): it is not applied at all. error_code 0 with no items is
 an anomaly too (``issues.empty_success``). Either way the response does not list every licence,
@@ -367,6 +368,15 @@ class ParseIssues:
     problem: str | None = None  # why a whole body is invalid, when it is hostile
 
 
+def _representable(moment: dt.datetime) -> bool:
+    """Whether the database can store it: its UTC instant must exist (not before year 1)."""
+    try:
+        moment.astimezone(dt.UTC)
+    except OverflowError:
+        return False
+    return True
+
+
 def _plausible(moment: dt.datetime | None, latest: dt.datetime | None) -> bool:
     if moment is None:
         return True
@@ -393,6 +403,8 @@ def parse_item(
     lic_no = _text(get("lic_no")) or blank_lic_no_key(category, names)
     start, end = _start_of(get("validity_start")), _end_of(get("validity_end"))
     created, created_iso, created_bad = _time_of(get("created_time"))
+    if created is not None and created.year < 2 and not _representable(created):
+        created, created_iso, created_bad = None, None, True
     updated, updated_iso, updated_bad = _time_of(get("updated_time"))
     if updated is not None and not _plausible(updated, latest):
         issues.implausible.append(

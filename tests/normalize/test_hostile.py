@@ -249,3 +249,14 @@ def test_an_item_nested_just_under_the_decoder_limit_is_dropped_alone(
     else:  # decoded: the deep item alone is dropped (or read), the other one applied
         assert "2" in {r.lic_no for r in result.items}
         assert not result.lists_every_licence or len(result.items) == 2
+
+
+@pytest.mark.parametrize(
+    "created",
+    ["0001-01-01", "0001-01-01 07:59:59", "9999-12-31 23:59:59", -62135596800000, 253402300799000],
+)
+def test_extreme_created_times_never_stop_the_chunk(engine: Engine, created: Any) -> None:
+    company = make_company(engine)
+    add_raw(engine, company, body([item("A", created_time=created), item("B")]), day(0))
+    report = normalize_pending(engine, shards=[0], run_id="r")
+    assert report.changes == {"added": 2}
