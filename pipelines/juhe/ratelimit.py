@@ -26,7 +26,10 @@ What this module adds, and why pyrate-limiter alone is not enough:
   shared log and sleeps exactly until the request that blocks it ages out.
 * **Pacing.** A sliding window alone keeps the bursts it starts with (20 requests at once, every
   second), and a burst is what a late arrival tips over the limit. A second rate spaces starts
-  evenly (`PACING` of the window's average spacing).
+  evenly at the window's average spacing. Starts come later than allowed (a thread wakes late,
+  the bytes leave after the grant; ~3 ms idle, 10–20 ms on a loaded host) and the stamps are
+  the real starts, so that delay would add to every spacing: the limiter measures it (a moving
+  average) and shortens the pacing rate by it (to no less than `MIN_PACING` of the spacing).
 * **Send-time stamps.** A slot is granted with the current time, then re-stamped with the moment
   the request's bytes were handed to the socket (`Slot.sent`, called by the HTTP transport). The
   log therefore holds real send times, whatever the delay between grant and send (a starved
@@ -64,7 +67,8 @@ MAX_MARGIN_MS = 1000
 MARGIN_STEP_MS = 50
 MARGIN_HALF_LIFE_S = 300.0
 DEFAULT_MAX_WAIT = 120.0
-PACING = 0.95
+MIN_PACING = 0.7
+_LATENESS_WEIGHT = 0.1
 _LEAK_EVERY_S = 10.0
 _FILE_LOCK_POLL_S = 0.001
 
@@ -100,29 +104,35 @@ class _Window(Protocol):
 
 
 class _SharedSlot:
-    def __init__(self, limiter: SharedRateLimiter, token: str) -> None:
-        self._limiter, self._token = limiter, token
+    def __init__(self, limiter: SharedRateLimiter, token: str, allowed_at: float | None) -> None:
+        self._limiter, self._token, self._allowed_at = limiter, token, allowed_at
         self._granted = time.monotonic()
         self._done = False
 
     def sent(self) -> None:
         if not self._done:
             self._done = True
-            self._limiter._restamp(self._token, time.monotonic() - self._granted)
+            now = time.monotonic()
+            late = None if self._allowed_at is None else max(0.0, now - self._allowed_at)
+            self._limiter._restamp(self._token, now - self._granted, late)
 
 
-def window_rates(qps: float, margin_ms: int = DEFAULT_MARGIN_MS) -> list[Rate]:
+def window_rates(
+    qps: float, margin_ms: int = DEFAULT_MARGIN_MS, late_ms: float = 0.0
+) -> list[Rate]:
     """The strict window for `qps`, preceded by a pacing rate that spreads requests out.
 
     The window: floor(qps) starts per second (+ margin), or 1 per 1/qps s below 1 QPS. The pacing
-    rate allows one start per `PACING` × window/limit: no bursts, yet room to catch up a lull.
+    rate allows one start per window/limit, less `late_ms` (how late starts come after they were
+    allowed: a waking thread, the send), so the real starts are evenly spaced at window/limit.
     """
     if qps <= 0:
         raise ValueError(f"qps must be positive, got {qps}")
     if qps < 1:
         return [Rate(1, math.ceil(1000 / qps) + margin_ms)]
     window = Rate(math.floor(qps), 1000 + margin_ms)
-    spacing_ms = math.floor(PACING * window.interval / window.limit)
+    even = window.interval / window.limit
+    spacing_ms = math.floor(max(MIN_PACING * even, even - late_ms))
     if window.limit == 1 or spacing_ms < 1:  # above ~750 QPS the clock cannot pace finer
         return [window]
     return [Rate(1, spacing_ms), window]
@@ -177,6 +187,7 @@ class SharedRateLimiter:
         self.max_wait = max_wait
         self.margin = AdaptiveMargin(margin_ms)
         self.send_lags: list[float] = []  # seconds from grant to send, for benchmarks
+        self.late_ms = 0.0  # moving average: how late starts come after they were allowed
         self._window = window
         self._local = threading.Lock()
         self._paused_until = 0.0
@@ -210,14 +221,17 @@ class SharedRateLimiter:
         if not self._local.acquire(timeout=self.max_wait):
             raise self._timeout()
         try:
+            allowed_at: float | None = None
             while True:
                 self._sleep_through_penalty(deadline)
                 token = f"{self.name}:{uuid.uuid4().hex}"
-                wait_ms = self._window.admit(token, window_rates(self.qps, self.margin.current()))
+                rates = window_rates(self.qps, self.margin.current(), self.late_ms)
+                wait_ms = self._window.admit(token, rates)
                 if wait_ms is None:
-                    return _SharedSlot(self, token)
+                    return _SharedSlot(self, token, allowed_at)
                 if time.monotonic() + wait_ms / 1000 > deadline:
                     raise self._timeout()
+                allowed_at = time.monotonic() + wait_ms / 1000
                 time.sleep(wait_ms / 1000)
         finally:
             self._local.release()
@@ -228,9 +242,11 @@ class SharedRateLimiter:
         self._paused_until = max(self._paused_until, time.monotonic() + seconds)
         self.margin.widen()
 
-    def _restamp(self, token: str, lag: float) -> None:
+    def _restamp(self, token: str, lag: float, late: float | None) -> None:
         self._window.restamp(token)
         self.send_lags.append(lag)
+        if late is not None:  # the start had waited for its slot: it was late by this much
+            self.late_ms += _LATENESS_WEIGHT * (1000 * late - self.late_ms)
 
     def close(self) -> None:
         self._window.close()

@@ -84,9 +84,9 @@ def test_a_slot_is_restamped_when_its_request_leaves(database_url: str) -> None:
 @pytest.mark.parametrize(
     ("qps", "expected"),
     [
-        (20, [(1, 53), (20, 1120)]),
-        (10, [(1, 106), (10, 1120)]),
-        (2.5, [(1, 532), (2, 1120)]),  # "no more than 2.5 in any second" allows 2
+        (20, [(1, 56), (20, 1120)]),
+        (10, [(1, 112), (10, 1120)]),
+        (2.5, [(1, 560), (2, 1120)]),  # "no more than 2.5 in any second" allows 2
         (1, [(1, 1120)]),
         (0.5, [(1, 2120)]),
         (5000, [(5000, 1120)]),  # too fast to pace at millisecond resolution: window only
@@ -94,6 +94,12 @@ def test_a_slot_is_restamped_when_its_request_leaves(database_url: str) -> None:
 )
 def test_window_is_strict_floor_of_qps_with_margin_and_pacing(qps, expected) -> None:  # type: ignore[no-untyped-def]
     assert [(r.limit, r.interval) for r in window_rates(qps)] == expected
+
+
+def test_pacing_is_shortened_by_how_late_starts_come_but_never_below_its_floor() -> None:
+    assert window_rates(20, late_ms=6)[0].interval == 50  # 56 - 6
+    assert window_rates(20, late_ms=500)[0].interval == 39  # 0.7 × 56
+    assert window_rates(20, late_ms=500)[1].interval == 1120  # the strict window never moves
 
 
 def test_qps_must_be_positive() -> None:
