@@ -1,6 +1,5 @@
 """company_roster: the user's company list, validated, deduplicated and upserted into companies."""
 
-import re
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -19,22 +18,6 @@ from pipelines.settings import Settings
 
 class RosterConfig(dg.Config):
     path: str = Field(default="", description="roster file or folder; empty: ROSTER_PATH")
-
-
-_MARKDOWN_SYNTAX = re.compile(r"[\\`*_\[\]<>~&]")
-FORMULA_START = ("=", "+", "-", "@")
-
-
-def markdown_text(value: object) -> str:
-    """Roster text (file names, reasons quoting cells) for a cell of `markdown_table`, escaped
-    when it is written out: whitespace flattened, markdown syntax backslash-escaped (no link,
-    image, HTML or emphasis comes through; `markdown_table` escapes `|`), and a leading
-    `= + - @` prefixed with `'` so that a table copied into a spreadsheet shows text, not a
-    formula. The stored text is unchanged."""
-    text = " ".join(str(value).split())
-    if text.startswith(FORMULA_START):
-        text = "'" + text
-    return _MARKDOWN_SYNTAX.sub(r"\\\g<0>", text)
 
 
 def roster_path(configured: str) -> Path:
@@ -78,10 +61,7 @@ def company_roster(
     )
     if not result.complete:
         context.log.warning("The roster was not read completely: no company was deactivated.")
-    examples = [
-        (markdown_text(r.source), r.row_number, markdown_text(r.reason))
-        for r in result.rejects[:20]
-    ]
+    examples = [(r.source, r.row_number, r.reason) for r in result.rejects[:20]]
     return dg.MaterializeResult(
         metadata={
             **{k: v for k, v in asdict(report).items() if isinstance(v, int)},

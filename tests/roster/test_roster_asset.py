@@ -11,8 +11,9 @@ import pytest
 from markdown_it import MarkdownIt
 from sqlalchemy.engine import Engine
 
+from pipelines.metadata import markdown_text
 from pipelines.resources import DatabaseResource
-from pipelines.roster.assets import company_roster, markdown_text
+from pipelines.roster.assets import company_roster
 from pipelines.roster.reader import RosterLimits
 from pipelines.settings import Settings, SettingsError
 from tests.roster import HEADER, write_csv
