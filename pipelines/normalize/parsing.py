@@ -21,11 +21,13 @@ a replay refuses what the fetch refused), a top level that is not an object, err
 applied, no removal). Per item: an element that is not an object, or has no category, is
 dropped and counted (``missing_required``), and so is an item whose values are nested too deep
 to read (RecursionError). A ``created_time`` that cannot be represented (its UTC instant falls
-before year 1) is unparseable (null, counted). An ``updated_time`` before ``EARLIEST_PLAUSIBLE``
-(1980-01-01) or later than the fetch time + ``FUTURE_SLACK`` (1 day) makes the item an
-anomaly (``issues.implausible``): it is not applied at all. error_code 0 with no items is
-an anomaly too (``issues.empty_success``). Either way the response does not list every licence,
-so no removal is inferred from it; its other items are still applied.
+before year 1) is unparseable (null, counted). An item whose category + lic_no exceed 1000
+UTF-8 bytes is dropped and counted (``items[] (key too long)``; PostgreSQL cannot index it); a
+name over 1000 bytes is dropped from ``lic_name`` and counted. An ``updated_time`` before
+``EARLIEST_PLAUSIBLE`` (1980-01-01) or later than the fetch time + ``FUTURE_SLACK`` (1 day)
+makes the item an anomaly (``issues.implausible``): it is not applied at all. error_code 0 with
+no items is an anomaly too (``issues.empty_success``). Either way the response does not list
+every licence, so no removal is inferred from it; its other items are still applied.
 
 **Key of a blank lic_no.** The natural key of a licence is (company, category, lic_no). When
 ``lic_no`` is blank the licence gets ``"~" + sha256(category + "\\x1f" + "\\x1f".join(sorted
@@ -63,6 +65,9 @@ NOT_FOUND_CODE = 260204
 EARLIEST_PLAUSIBLE = dt.datetime(1980, 1, 1, tzinfo=SHANGHAI)
 FUTURE_SLACK = dt.timedelta(days=1)
 MAX_BODY_BYTES = 5 * 1024 * 1024  # = pipelines.juhe.client.DEFAULT_MAX_BODY_BYTES
+# A unique index row holds at most ~2700 bytes on PostgreSQL: (category, lic_no) together and a
+# single name stay under this many UTF-8 bytes.
+_MAX_KEY_BYTES = 1000
 
 ResponseStatus = Literal["complete", "partial", "not_found", "invalid"]
 RESPONSE_STATUSES: tuple[ResponseStatus, ...] = ("complete", "partial", "not_found", "invalid")
@@ -377,6 +382,16 @@ def _representable(moment: dt.datetime) -> bool:
     return True
 
 
+def _too_long(*texts: str) -> bool:
+    return sum(len(t.encode("utf-8")) for t in texts) > _MAX_KEY_BYTES
+
+
+def _short_names(names: tuple[str, ...], issues: ParseIssues) -> tuple[str, ...]:
+    kept = tuple(n for n in names if not _too_long(n))
+    issues.unparseable["lic_name (too long)"] += len(names) - len(kept)
+    return kept
+
+
 def _plausible(moment: dt.datetime | None, latest: dt.datetime | None) -> bool:
     if moment is None:
         return True
@@ -400,7 +415,13 @@ def parse_item(
         for unknown in item.keys() - ITEM_FIELDS:
             issues.drift[f"items[].{str(unknown).replace(chr(0), '')}"] += 1
     names = parse_names(get("lic_name"))
+    if any(len(n) > _MAX_KEY_BYTES // 4 for n in names):
+        names = _short_names(names, issues)
     lic_no = _text(get("lic_no")) or blank_lic_no_key(category, names)
+    if len(category) + len(lic_no) > _MAX_KEY_BYTES // 4 and _too_long(category, lic_no):
+        issues.missing_required += 1
+        issues.unparseable["items[] (key too long)"] += 1
+        return None
     start, end = _start_of(get("validity_start")), _end_of(get("validity_end"))
     created, created_iso, created_bad = _time_of(get("created_time"))
     if created is not None and created.year < 2 and not _representable(created):

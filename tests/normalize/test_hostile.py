@@ -260,3 +260,17 @@ def test_extreme_created_times_never_stop_the_chunk(engine: Engine, created: Any
     add_raw(engine, company, body([item("A", created_time=created), item("B")]), day(0))
     report = normalize_pending(engine, shards=[0], run_id="r")
     assert report.changes == {"added": 2}
+
+
+LONG_TEXT = "".join(chr(0x4E00 + (i * 7919) % 20000) for i in range(5000))  # incompressible
+
+
+@pytest.mark.parametrize("field", ["lic_no", "category", "lic_name"])
+def test_absurdly_long_keys_and_names_never_stop_the_chunk(engine: Engine, field: str) -> None:
+    company = make_company(engine)
+    odd = item("A")
+    odd[field] = LONG_TEXT if field != "lic_name" else [LONG_TEXT, "建筑工程施工总承包二级"]
+    add_raw(engine, company, body([odd, item("B")]), day(0))
+    report = normalize_pending(engine, shards=[0], run_id="r")
+    assert report.changes == ({"added": 2} if field == "lic_name" else {"added": 1})
+    assert sum(report.unparseable.values()) == 1
