@@ -3,10 +3,13 @@
 Layering (STYLE.md): this module is transport + parsing only. Every HTTP 200 JSON answer comes
 back as a `JuheResponse` whatever its `error_code` (classification is data); anything that is not
 such an answer (timeout, reset, dropped connection, non-200, HTML, truncated JSON) raises
-`JuheTransientError`. Retry policy lives in `fetcher.py`.
+`JuheTransientError`; for an HTTP 200 body that is not a JSON object it carries the body
+(`body_text`), which the fetcher keeps. Retry policy lives in `fetcher.py`.
 
 Hostile HTTP 200 answers (DESIGN.md "Hostile answers") raise `JuheUnusableAnswerError`, which
-carries the body to keep: a body over `max_body_bytes` (default 5 MiB, checked before decoding),
+carries the body to keep: a body over `max_body_bytes` (default 5 MiB; the body is streamed and
+reading stops at the cap, so a huge answer costs no more memory than that; the first
+`max_body_bytes` are kept),
 JSON nested too deep to decode (RecursionError, not ValueError), and error_code 0 whose
 `result` is not an object or whose `result.items` is not a list. Everything finer (an item of
 the wrong type, a `total` that is not a number, odd timestamps) is per item, in normalize.
@@ -104,30 +107,31 @@ class JuheClient:
 
         `on_sent` is called once, right after the request's first bytes were written."""
         started = time.perf_counter()
+        form = {"key": self._key.get_secret_value(), "name": name}
         try:
-            with exchange(self._deadline, on_sent):
-                reply = self._http.post(
-                    self._url, data={"key": self._key.get_secret_value(), "name": name}
-                )
+            with (
+                exchange(self._deadline, on_sent),
+                self._http.stream("POST", self._url, data=form) as reply,
+            ):
+                content, over_cap = _read_capped(reply, self._max_body_bytes)
         except httpx.TimeoutException as exc:
             raise JuheTransientError(detail=f"timeout ({type(exc).__name__})") from None
         except httpx.TransportError as exc:
             raise JuheTransientError(detail=self._redact(_transport_detail(exc))) from None
         latency_ms = round((time.perf_counter() - started) * 1000)
-        return self._parse(reply, latency_ms)
+        body = storable_body(content.decode(reply.encoding or "utf-8", errors="replace"))
+        return self._parse(reply.status_code, body, over_cap, latency_ms)
 
-    def _parse(self, reply: httpx.Response, latency_ms: int) -> JuheResponse:
-        body = storable_body(reply.text)
-        if reply.status_code != 200:
+    def _parse(self, status: int, body: str, over_cap: bool, latency_ms: int) -> JuheResponse:
+        if status != 200:
             raise JuheTransientError(
-                http_status=reply.status_code,
-                detail=self._redact(f"HTTP {reply.status_code}: {_snippet(body)}"),
+                http_status=status, detail=self._redact(f"HTTP {status}: {_snippet(body)}")
             )
-        size = len(reply.content)
-        if size > self._max_body_bytes:
+        if over_cap:
             raise JuheUnusableAnswerError(
                 None,
-                f"body of {size} bytes is over the cap of {self._max_body_bytes} bytes",
+                f"body is over the cap of {self._max_body_bytes} bytes (its first "
+                f"{self._max_body_bytes} are kept)",
                 body_text=body,
                 latency_ms=latency_ms,
             )
@@ -139,7 +143,9 @@ class JuheClient:
             ) from None
         if payload is None:
             raise JuheTransientError(
-                http_status=200, detail=self._redact(f"body is not a JSON object: {_snippet(body)}")
+                http_status=200,
+                detail=self._redact(f"body is not a JSON object: {_snippet(body)}"),
+                body_text=self._redact(body),
             )
         code = parse_code(payload.get("error_code"))
         reason = _text_or_none(payload.get("reason"))
@@ -176,6 +182,17 @@ class JuheClient:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _read_capped(reply: httpx.Response, cap: int) -> tuple[bytes, bool]:
+    """At most `cap` bytes of the body, and whether there was more (reading stops there)."""
+    chunks, size = [], 0
+    for chunk in reply.iter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > cap:
+            return b"".join(chunks)[:cap], True
+    return b"".join(chunks), False
 
 
 def _transport_detail(exc: httpx.TransportError) -> str:

@@ -119,11 +119,18 @@ class JuheError(Exception):
 
 
 class JuheTransientError(JuheError):
-    """Worth retrying: network trouble, 5xx, a body that is not JSON, 2602xx/10014."""
+    """Worth retrying: network trouble, 5xx, a body that is not JSON, 2602xx/10014.
+    `body_text`: an HTTP 200 body that is not a JSON object (truncated, HTML), kept in
+    raw_responses; None when no body came or it was not a 200."""
 
     def __init__(
-        self, code: int | None = None, http_status: int | None = None, detail: str = ""
+        self,
+        code: int | None = None,
+        http_status: int | None = None,
+        detail: str = "",
+        body_text: str | None = None,
     ) -> None:
+        self.body_text = body_text
         super().__init__(code, ErrorClass.TRANSIENT, http_status, detail)
 
 

@@ -41,6 +41,7 @@ from pipelines.juhe.claims import claim, release, reserve_call
 from pipelines.juhe.client import JuheClient, JuheResponse
 from pipelines.juhe.due import DueCompany
 from pipelines.juhe.errors import (
+    UNUSABLE_DETAIL_PREFIX,
     ErrorClass,
     JuheError,
     JuheFatalError,
@@ -55,6 +56,7 @@ from pipelines.juhe.errors import (
 )
 from pipelines.juhe.ledger import (
     CallRecord,
+    keep_body,
     land_response,
     land_unusable,
     log_call,
@@ -260,17 +262,7 @@ class _Run:
         try:
             response = self.client.query(company.query, on_sent=slot.sent)
         except JuheTransientError as exc:
-            self.ledger(
-                CallRecord(
-                    company.id,
-                    called_at,
-                    attempts.number,
-                    ErrorClass.TRANSIENT,
-                    self.run_id,
-                    http_status=exc.http_status,
-                    detail=exc.detail,
-                )
-            )
+            self.transient(company, called_at, attempts.number, exc)
             attempts.note(exc)
             raise
         except JuheUnusableAnswerError as exc:
@@ -290,6 +282,26 @@ class _Run:
         if isinstance(error, JuheThrottledError):
             self.limiter.penalize(self.policy.throttle_pause)
         raise error
+
+    def transient(
+        self, company: DueCompany, called_at: dt.datetime, attempt: int, exc: JuheTransientError
+    ) -> None:
+        """Ledger row of a failed attempt; an HTTP 200 body that is not JSON is kept with it."""
+        detail = exc.detail if exc.body_text is None else UNUSABLE_DETAIL_PREFIX + exc.detail
+        call = CallRecord(
+            company.id,
+            called_at,
+            attempt,
+            ErrorClass.TRANSIENT,
+            self.run_id,
+            http_status=exc.http_status,
+            detail=detail,
+        )
+        if exc.body_text is None:
+            self.ledger(call)
+            return
+        keep_body(self.engine, company.id, company.query, exc.body_text, call, self.run_id)
+        self.count_call(call)
 
     def ledger(self, call: CallRecord) -> None:
         log_call(self.engine, call)

@@ -5,6 +5,10 @@ Every HTTP attempt becomes an `api_calls` row, committed as it happens. A body j
 one transaction, so a crash loses at most the calls in flight and a re-run never fetches a
 company whose answer landed.
 
+An HTTP 200 body that is not JSON (truncated, an HTML page) is kept too, with its ledger row
+(`keep_body`; its `detail` starts like an unusable answer's, so normalize never applies it),
+and the fetcher retries the company as a transient failure.
+
 An unusable HTTP 200 answer (`JuheUnusableAnswerError`, DESIGN.md "Hostile answers") lands the
 same way — ledger row (billable when its error_code is 0, `detail` says what is wrong), raw body
 (as text; normalize reads it as an `invalid` response, which changes nothing) — but the company
@@ -170,6 +174,34 @@ def land_response(
             )
         )
     return int(raw_id)
+
+
+def keep_body(
+    engine: Engine,
+    company_id: int,
+    query: str,
+    body: str,
+    call: CallRecord,
+    run_id: str | None,
+    *,
+    fetched_at: dt.datetime | None = None,
+) -> int:
+    """Ledger row + raw body of an HTTP 200 answer that is not JSON (truncated, HTML), kept as
+    text; the company's state is left to the retry that follows. The raw id."""
+    with write_lock(engine), engine.begin() as conn:
+        call_id = record_call(conn, call)
+        return _insert_raw(
+            conn,
+            company_id,
+            call_id,
+            query,
+            fetched_at or dt.datetime.now(dt.UTC),
+            run_id,
+            error_code=None,
+            reason=None,
+            sign=None,
+            body=body,
+        )
 
 
 def land_unusable(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from urllib.parse import parse_qs
 
 import httpx
@@ -254,3 +255,27 @@ def test_a_deep_reason_or_sign_is_named_not_rendered(depth: int) -> None:
     with _answering(text) as client:
         response = client.query("x")
     assert (response.reason, response.sign) == ("<list>", "<dict>")
+
+
+def test_a_body_that_never_ends_is_read_only_up_to_the_cap() -> None:
+    def endless() -> Iterator[bytes]:
+        yield b'{"error_code":0,"result":{"items":['
+        while True:
+            yield b'{"lic_no":"x"},' * 1000
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=endless())
+
+    client = JuheClient(URL, KEY, transport=httpx.MockTransport(handler), max_body_bytes=100_000)
+    with client, pytest.raises(JuheUnusableAnswerError, match="over the cap") as caught:
+        client.query("x")
+    assert len(caught.value.body_text) == 100_000  # the first bytes are kept
+
+
+def test_an_http_200_body_that_is_not_json_is_transient_and_carries_the_body() -> None:
+    with (
+        _answering('{"error_code":0,"result":{"ite') as client,
+        pytest.raises(JuheTransientError) as caught,
+    ):
+        client.query("x")
+    assert caught.value.body_text == '{"error_code":0,"result":{"ite'

@@ -36,7 +36,7 @@ def ok(items: list[object]) -> str:
 DEEP = '{"error_code":0,"result":' + "[" * 100_000 + "]" * 100_000 + "}"
 HOSTILE: dict[str, str] = {
     "深公司": DEEP,
-    "大公司": ok([ITEM]) + " " * 4096,
+    "大公司": ok([ITEM]) + " " * 300_000,  # over the cap of client() below
     "空结果公司": '{"error_code":0,"reason":"success","result":null}',
     "坏列表公司": '{"error_code":0,"result":{"items":"D1","total":"x"}}',
 }
@@ -48,7 +48,7 @@ USABLE: dict[str, str] = {
 }
 
 
-def client(max_body_bytes: int = 4000) -> JuheClient:
+def client(max_body_bytes: int = 250_000) -> JuheClient:
     def handler(request: httpx.Request) -> httpx.Response:
         name = httpx.QueryParams(request.content.decode())["name"]
         return httpx.Response(200, text={**HOSTILE, **USABLE}[name])
@@ -82,6 +82,7 @@ def test_hostile_answers_fail_only_their_company_and_keep_everything(engine: Eng
     assert not by_company[ids["深公司"]].billable  # its error_code could not be read
     raws = {r.company_id: r for r in raw_responses(engine)}
     assert len(raws) == 7 and raws[ids["深公司"]].body == DEEP
+    assert raws[ids["大公司"]].body == HOSTILE["大公司"][:250_000]  # reading stopped at the cap
     assert all(r.api_call_id is not None for r in raws.values())
     assert "\x00" not in raws[ids["零字公司"]].body
 
