@@ -6,7 +6,7 @@ from pipelines.metadata import markdown_table
 
 
 def test_every_text_cell_of_a_markdown_table_is_escaped() -> None:
-    hostile = "=HYPERLINK(\"http://x\") [click](http://evil) <img src=x> a|b"
+    hostile = '=HYPERLINK("http://x") [click](http://evil) <img src=x> a|b'
     table = markdown_table(["company", "calls"], [(hostile, 3), (None, 0)])
     row = table.splitlines()[2]
     assert row.startswith("| '=HYPERLINK")  # a spreadsheet shows text, not a formula
