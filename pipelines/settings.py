@@ -22,6 +22,14 @@ INSECURE_HTTP_VARIABLE = "JUHE_ALLOW_INSECURE_HTTP"
 DEFAULT_DATA_DIR = "data"
 DEFAULT_SQLITE_NAME = "zizhi.sqlite"
 # Roster caps: far above a real company list, low enough that a crafted file is refused early.
+# The shared rate limit's margin for network jitter (pipelines/juhe/ratelimit.py), the overall
+# deadline of one request, and the cap on an answer's size (DESIGN.md "Hostile answers"; the
+# normalize stage never parses more than MAX_BODY_BYTES_LIMIT whatever the setting).
+DEFAULT_RATE_MARGIN_MS = 120
+MAX_RATE_MARGIN_MS = 1000
+DEFAULT_REQUEST_DEADLINE_S = 30.0
+DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024
+MAX_BODY_BYTES_LIMIT = 64 * 1024 * 1024
 DEFAULT_ROSTER_MAX_ROWS = 500_000
 DEFAULT_ROSTER_MAX_COLUMNS = 500
 DEFAULT_ROSTER_MAX_LINE_BYTES = 1 << 20
@@ -194,6 +202,13 @@ def _whole_number(name: str, default: int, *, minimum: int = 1) -> int:
     return int(value)
 
 
+def _bounded_whole(name: str, default: int, minimum: int, maximum: int) -> int:
+    value = _whole_number(name, default, minimum=minimum)
+    if value > maximum:
+        raise SettingsError(f"{name}={value} must be at most {maximum}")
+    return value
+
+
 def normalize_workers() -> int | None:
     """`ZIZHI_NORMALIZE_WORKERS`: processes for a large normalize; None when unset."""
     if not os.environ.get("ZIZHI_NORMALIZE_WORKERS", "").strip():
@@ -213,6 +228,9 @@ class Settings:
     juhe_qps: float = 10.0
     juhe_daily_budget: int | None = None
     juhe_price_per_call: float = 0.0
+    juhe_rate_margin_ms: int = DEFAULT_RATE_MARGIN_MS
+    juhe_request_deadline_s: float = DEFAULT_REQUEST_DEADLINE_S
+    juhe_max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     refresh_interval_days: float = 7.0
     roster_path: Path | None = None
     roster_max_rows: int = DEFAULT_ROSTER_MAX_ROWS
@@ -257,6 +275,15 @@ class Settings:
             juhe_qps=_number("JUHE_QPS", 10.0, minimum=0.1),
             juhe_daily_budget=int(_number("JUHE_DAILY_BUDGET", 0, minimum=1)) if budget else None,
             juhe_price_per_call=_number("JUHE_PRICE_PER_CALL", 0.0),
+            juhe_rate_margin_ms=_bounded_whole(
+                "JUHE_RATE_MARGIN_MS", DEFAULT_RATE_MARGIN_MS, 0, MAX_RATE_MARGIN_MS
+            ),
+            juhe_request_deadline_s=_number(
+                "JUHE_REQUEST_DEADLINE_S", DEFAULT_REQUEST_DEADLINE_S, minimum=1.0
+            ),
+            juhe_max_body_bytes=_bounded_whole(
+                "JUHE_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, 64 * 1024, MAX_BODY_BYTES_LIMIT
+            ),
             refresh_interval_days=_number("ZIZHI_REFRESH_INTERVAL_DAYS", 7.0, minimum=0.0),
             roster_path=Path(roster).resolve() if roster else None,
             roster_max_rows=_whole_number("ZIZHI_ROSTER_MAX_ROWS", DEFAULT_ROSTER_MAX_ROWS),

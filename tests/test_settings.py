@@ -113,3 +113,37 @@ def test_the_settings_repr_hides_the_database_password(env: pytest.MonkeyPatch) 
     assert PASSWORD not in repr(settings)
     assert "db.internal" in repr(settings)
     assert settings.database_url.endswith("@db.internal:5432/zizhi")  # the real one is kept
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "field", "expected"),
+    [
+        ("JUHE_RATE_MARGIN_MS", "200", "juhe_rate_margin_ms", 200),
+        ("JUHE_REQUEST_DEADLINE_S", "12.5", "juhe_request_deadline_s", 12.5),
+        ("JUHE_MAX_BODY_BYTES", "1048576", "juhe_max_body_bytes", 1048576),
+    ],
+)
+def test_fetch_limits_are_read_from_the_environment(
+    env: pytest.MonkeyPatch, variable: str, value: str, field: str, expected: float
+) -> None:
+    env.setenv(variable, value)
+    assert getattr(Settings.from_env(), field) == expected
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("JUHE_RATE_MARGIN_MS", "-5"),
+        ("JUHE_RATE_MARGIN_MS", "5000"),
+        ("JUHE_RATE_MARGIN_MS", "10%"),
+        ("JUHE_REQUEST_DEADLINE_S", "0.1"),
+        ("JUHE_MAX_BODY_BYTES", "100"),
+        ("JUHE_MAX_BODY_BYTES", str(1024**3)),
+    ],
+)
+def test_an_out_of_range_fetch_limit_names_the_variable_and_the_value(
+    env: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    env.setenv(variable, value)
+    with pytest.raises(SettingsError, match=variable):
+        Settings.from_env()

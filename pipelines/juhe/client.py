@@ -41,7 +41,7 @@ from pipelines.juhe.errors import (
     parse_code,
 )
 from pipelines.juhe.transport import JuheTransport, exchange
-from pipelines.settings import Secret
+from pipelines.settings import DEFAULT_MAX_BODY_BYTES, DEFAULT_REQUEST_DEADLINE_S, Secret
 
 _DETAIL_CHARS = 120
 
@@ -65,8 +65,7 @@ class JuheResponse:
         return self.error_code == 0
 
 
-DEFAULT_DEADLINE_S = 30.0
-DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024
+DEFAULT_DEADLINE_S = DEFAULT_REQUEST_DEADLINE_S
 
 
 class JuheClient:

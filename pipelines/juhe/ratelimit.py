@@ -62,8 +62,11 @@ import filelock
 import sqlalchemy as sa
 from pyrate_limiter import Decision, PostgresBucket, Rate, RateItem, SQLiteBucket
 
-DEFAULT_MARGIN_MS = 120
-MAX_MARGIN_MS = 1000
+from pipelines.db import create_private_files
+from pipelines.settings import DEFAULT_RATE_MARGIN_MS, MAX_RATE_MARGIN_MS
+
+DEFAULT_MARGIN_MS = DEFAULT_RATE_MARGIN_MS
+MAX_MARGIN_MS = MAX_RATE_MARGIN_MS
 MARGIN_STEP_MS = 50
 MARGIN_HALF_LIFE_S = 300.0
 DEFAULT_MAX_WAIT = 120.0
@@ -296,6 +299,7 @@ class _SQLiteWindow:
     def __init__(self, url: sa.URL, rates: list[Rate], name: str, max_wait: float) -> None:
         if not url.database or url.database == ":memory:":
             raise ValueError("a shared rate limit needs a SQLite database file (or PostgreSQL)")
+        create_private_files()  # the limiter's file, like the database, is its owner's only
         self._bucket = SQLiteBucket.init_from_file(
             rates,
             table=f"ratelimit_{name}",

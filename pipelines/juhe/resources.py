@@ -146,9 +146,13 @@ class JuheResource(dg.ConfigurableResource):
             settings.juhe_api_key,
             connect_timeout=self.connect_timeout,
             read_timeout=self.read_timeout,
+            deadline=settings.juhe_request_deadline_s,
             max_connections=concurrency + 4,
+            max_body_bytes=settings.juhe_max_body_bytes,
         )
-        limiter = SharedRateLimiter.for_database(database_url, limits.qps)
+        limiter = SharedRateLimiter.for_database(
+            database_url, limits.qps, margin_ms=settings.juhe_rate_margin_ms
+        )
         with client, limiter:
             return fetch_companies(
                 engine,

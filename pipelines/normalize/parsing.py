@@ -15,19 +15,19 @@ Rules (DESIGN.md "Parsing rules"):
   hash and the change detector see the stripped value.
 
 **Hostile bodies** (DESIGN.md "Hostile answers"). `parse_response` never raises: JSON nested too
-deep to decode (RecursionError), a body over ``MAX_BODY_BYTES`` (the fetcher's default cap, so
-a replay refuses what the fetch refused), a top level that is not an object, error_code 0 whose
-``result`` is not an object or whose ``items`` is not a list — all are ``invalid`` (no licence
-applied, no removal). Per item: an element that is not an object, or has no category, is
-dropped and counted (``missing_required``), and so is an item whose values are nested too deep
-to read (RecursionError). A ``created_time`` that cannot be represented (its UTC instant falls
-before year 1) is unparseable (null, counted). An item whose category + lic_no exceed 1000
-UTF-8 bytes is dropped and counted (``items[] (key too long)``; PostgreSQL cannot index it); a
-name over 1000 bytes is dropped from ``lic_name`` and counted. An ``updated_time`` before
-``EARLIEST_PLAUSIBLE`` (1980-01-01) or later than the fetch time + ``FUTURE_SLACK`` (1 day)
-makes the item an anomaly (``issues.implausible``): it is not applied at all. error_code 0 with
-no items is an anomaly too (``issues.empty_success``). Either way the response does not list
-every licence, so no removal is inferred from it; its other items are still applied.
+deep to decode (RecursionError), a body over ``MAX_BODY_BYTES`` (the largest cap JUHE_MAX_BODY_BYTES
+allows; what the fetch refused the ledger says, whatever its size), a top level that is not an
+object, error_code 0 whose ``result`` is not an object or whose ``items`` is not a list — all are
+``invalid`` (no licence applied, no removal). Per item: an element that is not an object, or has no
+category, is dropped and counted (``missing_required``), and so is an item whose values are nested
+too deep to read (RecursionError). A ``created_time`` that cannot be represented (its UTC instant
+falls before year 1) is unparseable (null, counted). An item whose category + lic_no exceed 1000
+UTF-8 bytes is dropped and counted (``items[] (key too long)``; PostgreSQL cannot index it); a name
+over 1000 bytes is dropped from ``lic_name`` and counted. An ``updated_time`` before
+``EARLIEST_PLAUSIBLE`` (1980-01-01) or later than the fetch time + ``FUTURE_SLACK`` (1 day) makes
+the item an anomaly (``issues.implausible``): it is not applied at all. error_code 0 with no items
+is an anomaly too (``issues.empty_success``). Either way the response does not list every licence,
+so no removal is inferred from it; its other items are still applied.
 
 **Key of a blank lic_no.** The natural key of a licence is (company, category, lic_no). When
 ``lic_no`` is blank the licence gets ``"~" + sha256(category + "\\x1f" + "\\x1f".join(sorted
@@ -58,13 +58,15 @@ from functools import lru_cache, partial
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+from pipelines.settings import MAX_BODY_BYTES_LIMIT
+
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 CHINA_OFFSET = dt.timezone(dt.timedelta(hours=8))
 UNKNOWN_TIME = dt.datetime(1970, 1, 1, tzinfo=SHANGHAI)
 NOT_FOUND_CODE = 260204
 EARLIEST_PLAUSIBLE = dt.datetime(1980, 1, 1, tzinfo=SHANGHAI)
 FUTURE_SLACK = dt.timedelta(days=1)
-MAX_BODY_BYTES = 5 * 1024 * 1024  # = pipelines.juhe.client.DEFAULT_MAX_BODY_BYTES
+MAX_BODY_BYTES = MAX_BODY_BYTES_LIMIT  # the most JUHE_MAX_BODY_BYTES may allow
 # A unique index row holds at most ~2700 bytes on PostgreSQL: (category, lic_no) together and a
 # single name stay under this many UTF-8 bytes.
 _MAX_KEY_BYTES = 1000
