@@ -25,7 +25,6 @@ DEFAULT_SQLITE_NAME = "zizhi.sqlite"
 # The shared rate limit's margin for network jitter (pipelines/juhe/ratelimit.py), the overall
 # deadline of one request, and the cap on an answer's size (DESIGN.md "Hostile answers"; the
 # normalize stage never parses more than MAX_BODY_BYTES_LIMIT whatever the setting).
-DEFAULT_RATE_MARGIN_MS = 120
 MAX_RATE_MARGIN_MS = 1000
 DEFAULT_REQUEST_DEADLINE_S = 30.0
 DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024
@@ -228,7 +227,7 @@ class Settings:
     juhe_qps: float = 10.0
     juhe_daily_budget: int | None = None
     juhe_price_per_call: float = 0.0
-    juhe_rate_margin_ms: int = DEFAULT_RATE_MARGIN_MS
+    juhe_rate_margin_ms: int | None = None  # None: by JUHE_QPS (pipelines/juhe/ratelimit.py)
     juhe_request_deadline_s: float = DEFAULT_REQUEST_DEADLINE_S
     juhe_max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     refresh_interval_days: float = 7.0
@@ -275,9 +274,9 @@ class Settings:
             juhe_qps=_number("JUHE_QPS", 10.0, minimum=0.1),
             juhe_daily_budget=int(_number("JUHE_DAILY_BUDGET", 0, minimum=1)) if budget else None,
             juhe_price_per_call=_number("JUHE_PRICE_PER_CALL", 0.0),
-            juhe_rate_margin_ms=_bounded_whole(
-                "JUHE_RATE_MARGIN_MS", DEFAULT_RATE_MARGIN_MS, 0, MAX_RATE_MARGIN_MS
-            ),
+            juhe_rate_margin_ms=_bounded_whole("JUHE_RATE_MARGIN_MS", 0, 0, MAX_RATE_MARGIN_MS)
+            if env.get("JUHE_RATE_MARGIN_MS", "").strip()
+            else None,
             juhe_request_deadline_s=_number(
                 "JUHE_REQUEST_DEADLINE_S", DEFAULT_REQUEST_DEADLINE_S, minimum=1.0
             ),

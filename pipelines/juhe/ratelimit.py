@@ -39,7 +39,8 @@ What this module adds, and why pyrate-limiter alone is not enough:
   the grant time, which only matters if the delay exceeds the whole window.)
 * **An adaptive margin** widens the window for what no clock here sees: the network's one-way
   delay jitter between our send and juhe's arrival clock. It starts at `margin_ms` (setting
-  `JUHE_RATE_MARGIN_MS`); every 10011 doubles the extra margin at once (at least +50 ms, at most
+  `JUHE_RATE_MARGIN_MS`; by default `default_margin_ms(qps)`, wider for fewer slots a second);
+  every 10011 doubles the extra margin at once (at least +50 ms, at most
   `MAX_MARGIN_MS`), and the extra decays with a half-life of `MARGIN_HALF_LIFE_S`.
 
 The remaining bound: juhe counts at most `floor(qps)` arrivals in any second as long as the
@@ -63,10 +64,22 @@ import sqlalchemy as sa
 from pyrate_limiter import Decision, PostgresBucket, Rate, RateItem, SQLiteBucket
 
 from pipelines.db import create_private_files
-from pipelines.settings import DEFAULT_RATE_MARGIN_MS, MAX_RATE_MARGIN_MS
+from pipelines.settings import MAX_RATE_MARGIN_MS
 
-DEFAULT_MARGIN_MS = DEFAULT_RATE_MARGIN_MS
 MAX_MARGIN_MS = MAX_RATE_MARGIN_MS
+# The default margin by limit: enough for a lognormal one-way jitter of median 20 ms and p99
+# 120 ms to put no request over the limit (simulated, 100,000 requests per limit; measured
+# against the sandbox at 20 QPS). Fewer slots a window means a late arrival tips it over sooner.
+_MARGIN_SLOT_MS = 2500
+_MIN_DEFAULT_MARGIN_MS, _MAX_DEFAULT_MARGIN_MS = 80, 400
+
+
+def default_margin_ms(qps: float) -> int:
+    """2.5 s / floor(qps), within 80–400 ms: 125 ms at 20 QPS, 250 ms at 10, 400 ms at ≤ 6."""
+    slots = max(1, math.floor(qps))
+    return min(_MAX_DEFAULT_MARGIN_MS, max(_MIN_DEFAULT_MARGIN_MS, _MARGIN_SLOT_MS // slots))
+
+
 MARGIN_STEP_MS = 50
 MARGIN_HALF_LIFE_S = 300.0
 DEFAULT_MAX_WAIT = 120.0
@@ -120,9 +133,7 @@ class _SharedSlot:
             self._limiter._restamp(self._token, now - self._granted, late)
 
 
-def window_rates(
-    qps: float, margin_ms: int = DEFAULT_MARGIN_MS, late_ms: float = 0.0
-) -> list[Rate]:
+def window_rates(qps: float, margin_ms: int | None = None, late_ms: float = 0.0) -> list[Rate]:
     """The strict window for `qps`, preceded by a pacing rate that spreads requests out.
 
     The window: floor(qps) starts per second (+ margin), or 1 per 1/qps s below 1 QPS. The pacing
@@ -131,6 +142,8 @@ def window_rates(
     """
     if qps <= 0:
         raise ValueError(f"qps must be positive, got {qps}")
+    if margin_ms is None:
+        margin_ms = default_margin_ms(qps)
     if qps < 1:
         return [Rate(1, math.ceil(1000 / qps) + margin_ms)]
     window = Rate(math.floor(qps), 1000 + margin_ms)
@@ -181,10 +194,11 @@ class SharedRateLimiter:
         qps: float,
         *,
         name: str = "juhe",
-        margin_ms: int = DEFAULT_MARGIN_MS,
+        margin_ms: int | None = None,
         max_wait: float = DEFAULT_MAX_WAIT,
     ) -> None:
         window_rates(qps, margin_ms)  # validates qps
+        margin_ms = default_margin_ms(qps) if margin_ms is None else margin_ms
         self.qps = qps
         self.name = name
         self.max_wait = max_wait
@@ -202,7 +216,7 @@ class SharedRateLimiter:
         qps: float,
         name: str = "juhe",
         *,
-        margin_ms: int = DEFAULT_MARGIN_MS,
+        margin_ms: int | None = None,
         max_wait: float = DEFAULT_MAX_WAIT,
     ) -> SharedRateLimiter:
         """The limiter every process using `database_url` shares (SQLite file or PostgreSQL)."""

@@ -16,6 +16,7 @@ from pipelines.juhe.ratelimit import (
     AdaptiveMargin,
     RateLimitTimeout,
     SharedRateLimiter,
+    default_margin_ms,
     window_rates,
 )
 from tests.fixtures_db import is_postgres
@@ -84,22 +85,28 @@ def test_a_slot_is_restamped_when_its_request_leaves(database_url: str) -> None:
 @pytest.mark.parametrize(
     ("qps", "expected"),
     [
-        (20, [(1, 56), (20, 1120)]),
-        (10, [(1, 112), (10, 1120)]),
-        (2.5, [(1, 560), (2, 1120)]),  # "no more than 2.5 in any second" allows 2
-        (1, [(1, 1120)]),
-        (0.5, [(1, 2120)]),
-        (5000, [(5000, 1120)]),  # too fast to pace at millisecond resolution: window only
+        (20, [(1, 56), (20, 1125)]),
+        (10, [(1, 125), (10, 1250)]),
+        (2.5, [(1, 700), (2, 1400)]),  # "no more than 2.5 in any second" allows 2
+        (1, [(1, 1400)]),
+        (0.5, [(1, 2400)]),
+        (40, [(1, 27), (40, 1080)]),
+        (5000, [(5000, 1080)]),  # too fast to pace at millisecond resolution: window only
     ],
 )
 def test_window_is_strict_floor_of_qps_with_margin_and_pacing(qps, expected) -> None:  # type: ignore[no-untyped-def]
     assert [(r.limit, r.interval) for r in window_rates(qps)] == expected
 
 
+def test_the_default_margin_widens_as_the_limit_has_fewer_slots() -> None:
+    assert [default_margin_ms(q) for q in (1, 5, 10, 20, 40, 100)] == [400, 400, 250, 125, 80, 80]
+    assert window_rates(20, margin_ms=35)[1].interval == 1035  # JUHE_RATE_MARGIN_MS wins
+
+
 def test_pacing_is_shortened_by_how_late_starts_come_but_never_below_its_floor() -> None:
-    assert window_rates(20, late_ms=6)[0].interval == 50  # 56 - 6
-    assert window_rates(20, late_ms=500)[0].interval == 39  # 0.7 × 56
-    assert window_rates(20, late_ms=500)[1].interval == 1120  # the strict window never moves
+    assert window_rates(20, 120, late_ms=6)[0].interval == 50  # 56 - 6
+    assert window_rates(20, 120, late_ms=500)[0].interval == 39  # 0.7 × 56
+    assert window_rates(20, 120, late_ms=500)[1].interval == 1120  # the strict window stays
 
 
 def test_qps_must_be_positive() -> None:
