@@ -86,7 +86,7 @@ def refresh(*, force: bool = False, quiet: bool = False) -> bool:
         )
     if not result.success:
         for event in result.all_events:
-            if event.is_failure and event.step_failure_data is not None:
+            if event.is_step_failure and event.step_failure_data is not None:
                 error = event.step_failure_data.user_failure_data or event.step_failure_data.error
                 message = getattr(error, "description", None) or getattr(error, "message", "")
                 print(f"refresh failed in {event.step_key}: {message}", file=sys.stderr)

@@ -175,13 +175,13 @@ def parse_datetime(value: Any) -> dt.datetime | None:
             return _from_epoch_ms(int(value))
         except (ValueError, OverflowError, OSError) as exc:
             raise Unparseable(repr(value)) from exc
-    text = value.strip()
+    text = value.replace("\x00", "").strip()  # NUL is stripped from every text, dates too
     return _parse_text_datetime(text) if text else None
 
 
 def parse_validity(value: Any, *, allow_open_ended: bool = True) -> Validity:
     """validity_start/validity_end → Validity (date, open-ended flag, unparseable flag)."""
-    if isinstance(value, str) and value.strip() in OPEN_ENDED_WORDS:
+    if isinstance(value, str) and value.replace("\x00", "").strip() in OPEN_ENDED_WORDS:
         return Validity(open_ended=True) if allow_open_ended else Validity(unparseable=True)
     try:
         moment = parse_datetime(value)

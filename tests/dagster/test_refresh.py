@@ -119,3 +119,25 @@ def test_a_failing_fetch_blocks_normalize_but_still_reports_every_check(
     assert "qualification_responses" in materialized
     assert not materialized & {"licenses", "license_changes", "qualification_report"}
     assert counts(engine, "licenses")["licenses"] == 0
+
+
+def test_make_refresh_reports_a_failed_blocking_check_and_exits_non_zero(
+    engine, sandbox_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """`make refresh`'s command: a run failed by a blocking check (a RUN_FAILURE after the
+    check's step failure) is reported by step and returns False, never a traceback."""
+    from pipelines import cli
+
+    failing = sandbox_factory(faults={"10014": 1.0})
+    path = write_roster(tmp_path / "roster.csv", failing.dataset.companies[:4])
+    for name, value in {
+        "ROSTER_PATH": str(path),
+        "JUHE_BASE_URL": failing.url,
+        "JUHE_API_KEY": failing.config.api_key,
+        "JUHE_QPS": "200",
+        "DAGSTER_HOME": str(tmp_path / "dagster"),
+    }.items():
+        monkeypatch.setenv(name, value)
+    (tmp_path / "dagster").mkdir()
+    assert cli.refresh(quiet=True) is False
+    assert "refresh failed in fetch_checks" in capsys.readouterr().err

@@ -112,6 +112,8 @@ def test_nul_is_stripped_before_the_content_hash(noise: str) -> None:
         "A" + noise,
         lic_name=[f"建筑工程施工总承包二级{noise}", f"{noise}市政公用工程施工总承包三级"],
         issue_org=f"河南省住房和城乡建设厅{noise}",
+        validity_start="2021-01\x00-05",  # a date too: NUL stripped before it is parsed
+        validity_end="\x002026-01-04\x00",
     )
     dirty_item["extra\x00field"] = 1
     dirty = parsed(body([dirty_item]))
