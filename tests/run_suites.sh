@@ -5,7 +5,8 @@
 # Each backend runs in two phases: every test not marked `timing_sensitive` on
 # $ZIZHI_TEST_WORKERS xdist workers (default 2; an xdist_group runs on one worker), then the
 # `timing_sensitive` tests one at a time, so no neighbour steals the CPU they are judged on.
-# Each phase writes its own JUnit report; the last line counts them all. Arguments go to both
+# Each phase writes its own JUnit report and lists its 10 slowest tests; the last line counts
+# them all. Arguments go to both
 # phases (paths, -k, -x...); a -m among them replaces the phases' own marker selection.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +21,8 @@ status=0
 run_phase() {  # backend report-name marker-expression pytest-args...
   local backend=$1 report=$2 markers=$3
   shift 3
-  ZIZHI_TEST_DB=$backend "$pytest_bin" -m "$markers" --junitxml="$reports/$report.xml" "$@"
+  ZIZHI_TEST_DB=$backend "$pytest_bin" -m "$markers" --junitxml="$reports/$report.xml" \
+    --durations=10 "$@"
   local code=$?
   # 5: the phase selected no test (e.g. a file or -k given on the command line); not a failure.
   if [ "$code" -ne 0 ] && [ "$code" -ne 5 ]; then
