@@ -5,7 +5,7 @@ Backfills and the nightly can overlap on the same shards. Two rules keep them fr
 * **Claims.** Before its first request for a company, a run claims it (`fetch_claims`, one row
   per company) with a lease. A claim held by another run whose lease has not expired means
   "someone is fetching it": skip. Having claimed it, the run still skips a company attempted
-  since the run started (another run finished it meanwhile). A run releases its claims when its
+  since the run found it due (another run finished it meanwhile). A run releases its claims when its
   fetch ends; a run that dies leaves claims that expire after `lease`.
 * **Budget.** With `JUHE_DAILY_BUDGET` set, every HTTP attempt first reserves one unit of the
   Asia/Shanghai day in `api_budget_days` with one conditional UPDATE; when none is left the run
@@ -37,12 +37,12 @@ def claim(
     company_id: int,
     run_id: str,
     *,
-    run_started_at: dt.datetime,
+    since: dt.datetime,
     now: dt.datetime,
     lease: dt.timedelta = DEFAULT_LEASE,
 ) -> bool:
-    """Claim `company_id` for `run_id`; False when another run holds it or already attempted it
-    since `run_started_at`."""
+    """Claim `company_id` for `run_id`; False when another run holds it, or the company was
+    attempted at or after `since` (when this run read its due list)."""
     insert = _upsert(engine)(FetchClaim).values(
         company_id=company_id, run_id=run_id, expires_at=now + lease
     )
@@ -56,7 +56,7 @@ def claim(
         if conn.execute(upsert).first() is None:  # held by another run
             return False
         last_attempt = conn.execute(attempted).scalar_one_or_none()
-        if last_attempt is not None and last_attempt >= run_started_at:
+        if last_attempt is not None and last_attempt >= since:
             transaction.rollback()  # another run finished it meanwhile: leave no claim
             return False
     return True
@@ -77,18 +77,19 @@ def start_of_china_day(now: dt.datetime) -> dt.datetime:
     return now.astimezone(CHINA).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
+def return_call(engine: Engine, reserved_at: dt.datetime) -> None:
+    """Give back a unit reserved at `reserved_at` whose request was never sent."""
+    with engine.begin() as conn:
+        conn.execute(
+            sa.update(ApiBudgetDay)
+            .where(ApiBudgetDay.day == china_day(reserved_at), ApiBudgetDay.calls > 0)
+            .values(calls=ApiBudgetDay.calls - 1)
+        )
+
+
 def reserve_call(engine: Engine, budget: int, now: dt.datetime) -> bool:
     """Reserve one HTTP attempt of `now`'s day; False when the day's `budget` is used up."""
     day = china_day(now)
-    already = (
-        sa.select(sa.func.count())
-        .select_from(ApiCall)
-        .where(ApiCall.called_at >= start_of_china_day(now))
-        .scalar_subquery()
-    )
-    first = _upsert(engine)(ApiBudgetDay).from_select(
-        ["day", "calls"], sa.select(sa.literal(day, sa.Date), already)
-    )
     take = (
         sa.update(ApiBudgetDay)
         .where(ApiBudgetDay.day == day, ApiBudgetDay.calls < budget)
@@ -96,12 +97,19 @@ def reserve_call(engine: Engine, budget: int, now: dt.datetime) -> bool:
         .returning(ApiBudgetDay.calls)
     )
     with engine.begin() as conn:
+        if conn.execute(take).first() is not None:
+            return True
+        if conn.execute(sa.select(ApiBudgetDay.day).where(ApiBudgetDay.day == day)).first():
+            return False  # the day's row exists: its budget is used up
+        # The day's first reservation: the counter starts at the ledger's attempts of the day.
+        already = (
+            sa.select(sa.func.count())
+            .select_from(ApiCall)
+            .where(ApiCall.called_at >= start_of_china_day(now))
+            .scalar_subquery()
+        )
+        first = _upsert(engine)(ApiBudgetDay).from_select(
+            ["day", "calls"], sa.select(sa.literal(day, sa.Date), already)
+        )
         conn.execute(first.on_conflict_do_nothing(index_elements=[ApiBudgetDay.day]))
         return conn.execute(take).first() is not None
-
-
-def calls_reserved(engine: Engine, now: dt.datetime) -> int:
-    """Attempts reserved on `now`'s day so far (0 before the first)."""
-    query = sa.select(ApiBudgetDay.calls).where(ApiBudgetDay.day == china_day(now))
-    with engine.connect() as conn:
-        return int(conn.execute(query).scalar_one_or_none() or 0)

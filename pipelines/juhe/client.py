@@ -2,14 +2,14 @@
 
 Layering (STYLE.md): this module is transport + parsing only. Every HTTP 200 JSON answer comes
 back as a `JuheResponse` whatever its `error_code` (classification is data); anything that is not
-such an answer (timeout, reset, dropped connection, non-200, HTML, truncated JSON) raises
-`JuheTransientError`; for an HTTP 200 body that is not a JSON object it carries the body
-(`body_text`), which the fetcher keeps. Retry policy lives in `fetcher.py`.
+such an answer (timeout, reset, dropped connection, a non-200 status such as a 502 HTML page)
+raises `JuheTransientError`. Retry policy lives in `fetcher.py`.
 
 Hostile HTTP 200 answers (DESIGN.md "Hostile answers") raise `JuheUnusableAnswerError`, which
-carries the body to keep: a body over `max_body_bytes` (default 5 MiB; the body is streamed and
-reading stops at the cap, so a huge answer costs no more memory than that; the first
-`max_body_bytes` are kept),
+carries the body to keep: a body that is not a JSON object (truncated, HTML served with 200), a
+body over `max_body_bytes` (default 5 MiB; the body is streamed uncompressed — the request asks
+for `Accept-Encoding: identity` — and reading stops at the cap, so a huge answer costs no more
+memory than that; the first `max_body_bytes` are kept),
 JSON nested too deep to decode (RecursionError, not ValueError), and error_code 0 whose
 `result` is not an object or whose `result.items` is not a list. Everything finer (an item of
 the wrong type, a `total` that is not a number, odd timestamps) is per item, in normalize.
@@ -25,6 +25,7 @@ caller the moment its bytes left (`on_sent`), for the shared rate limit (transpo
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,6 +45,8 @@ from pipelines.juhe.transport import JuheTransport, exchange
 from pipelines.settings import DEFAULT_MAX_BODY_BYTES, DEFAULT_REQUEST_DEADLINE_S, Secret
 
 _DETAIL_CHARS = 120
+# NUL and lone surrogates (a JSON "\ud800"): no database text column or UTF-8 encoder takes them.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -94,22 +97,29 @@ class JuheClient:
         self._http = httpx.Client(
             timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
             transport=transport or JuheTransport(limits=limits),
-            headers={"Accept": "application/json"},
+            # identity: a compressed answer would be inflated before the size cap could stop it
+            headers={"Accept": "application/json", "Accept-Encoding": "identity"},
             trust_env=False,
         )
 
     def __repr__(self) -> str:
         return f"JuheClient({self._url!r}, api_key=Secret('***'))"
 
-    def query(self, name: str, on_sent: Callable[[], None] | None = None) -> JuheResponse:
-        """POST one query; a JuheResponse for any HTTP 200 JSON answer, else JuheTransientError.
+    def query(
+        self,
+        name: str,
+        on_sent: Callable[[], None] | None = None,
+        before_send: Callable[[], None] | None = None,
+    ) -> JuheResponse:
+        """POST one query; a JuheResponse for any usable HTTP 200 JSON answer, else a JuheError.
 
-        `on_sent` is called once, right after the request's first bytes were written."""
+        `before_send` and `on_sent` are called once, right before and right after the request's
+        first bytes are written."""
         started = time.perf_counter()
         form = {"key": self._key.get_secret_value(), "name": name}
         try:
             with (
-                exchange(self._deadline, on_sent),
+                exchange(self._deadline, on_sent, before_send),
                 self._http.stream("POST", self._url, data=form) as reply,
             ):
                 content, over_cap = _read_capped(reply, self._max_body_bytes)
@@ -118,7 +128,10 @@ class JuheClient:
         except httpx.TransportError as exc:
             raise JuheTransientError(detail=self._redact(_transport_detail(exc))) from None
         latency_ms = round((time.perf_counter() - started) * 1000)
-        body = storable_body(content.decode(reply.encoding or "utf-8", errors="replace"))
+        # The key goes into no stored text, even when a server echoes the form back.
+        body = self._redact(
+            storable_body(content.decode(reply.encoding or "utf-8", errors="replace"))
+        )
         return self._parse(reply.status_code, body, over_cap, latency_ms)
 
     def _parse(self, status: int, body: str, over_cap: bool, latency_ms: int) -> JuheResponse:
@@ -141,10 +154,11 @@ class JuheClient:
                 None, "JSON nested too deep to decode", body_text=body, latency_ms=latency_ms
             ) from None
         if payload is None:
-            raise JuheTransientError(
-                http_status=200,
-                detail=self._redact(f"body is not a JSON object: {_snippet(body)}"),
-                body_text=self._redact(body),
+            raise JuheUnusableAnswerError(
+                None,
+                f"body is not a JSON object: {_snippet(body)}",
+                body_text=body,
+                latency_ms=latency_ms,
             )
         code = parse_code(payload.get("error_code"))
         reason = _text_or_none(payload.get("reason"))
@@ -202,7 +216,7 @@ def _transport_detail(exc: httpx.TransportError) -> str:
 
 def _json_object(body: str) -> dict[str, Any] | None:
     try:
-        value = json.loads(body)
+        value = json.loads(body, strict=False)  # control characters inside strings are data
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
@@ -237,4 +251,4 @@ def _text_or_none(value: object) -> str | None:
     if isinstance(value, dict | list):
         return f"<{type(value).__name__}>"
     text = value if isinstance(value, str) else str(value)
-    return text.replace("\x00", "")
+    return _UNSTORABLE.sub("", text)

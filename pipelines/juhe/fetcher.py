@@ -37,11 +37,10 @@ from dataclasses import dataclass, field
 import tenacity
 from sqlalchemy.engine import Engine
 
-from pipelines.juhe.claims import claim, release, reserve_call
+from pipelines.juhe.claims import claim, release, reserve_call, return_call
 from pipelines.juhe.client import JuheClient, JuheResponse
 from pipelines.juhe.due import DueCompany
 from pipelines.juhe.errors import (
-    UNUSABLE_DETAIL_PREFIX,
     ErrorClass,
     JuheError,
     JuheFatalError,
@@ -56,7 +55,6 @@ from pipelines.juhe.errors import (
 )
 from pipelines.juhe.ledger import (
     CallRecord,
-    keep_body,
     land_response,
     land_unusable,
     log_call,
@@ -205,6 +203,7 @@ class _Run:
         sleep: Callable[[float], None],
         clock: Callable[[], float],
         cancel: threading.Event | None,
+        selected_at: dt.datetime,
     ) -> None:
         self.engine, self.client, self.limiter = engine, client, limiter
         self.run_id, self.policy = run_id, policy
@@ -212,7 +211,7 @@ class _Run:
         self.progress, self.sleep, self.clock, self.cancel = progress, sleep, clock, cancel
         self.report = FetchReport(total=total)
         self.started = clock()
-        self.started_at = dt.datetime.now(dt.UTC)
+        self.selected_at = selected_at
         self._done = 0
         self._last_progress = self.started
         self._stop = threading.Event()
@@ -239,17 +238,22 @@ class _Run:
 
     # -- one HTTP attempt -----------------------------------------------------------------
     def start_call(self) -> Slot:
-        """Take a limiter slot and a budget unit, unless the run is stopping."""
+        """Take a budget unit and then a limiter slot (so no database wait sits between the slot
+        and the send), unless the run is stopping."""
         if self.halted():
             raise _Halted
-        slot = self.limiter.acquire()
-        if self._stop.is_set():
-            raise _Halted
-        if self.budget is not None and not reserve_call(
-            self.engine, self.budget, dt.datetime.now(dt.UTC)
-        ):
+        reserved_at = dt.datetime.now(dt.UTC)
+        if self.budget is not None and not reserve_call(self.engine, self.budget, reserved_at):
             self.halt("budget", None)
             raise _Halted
+        try:
+            slot = self.limiter.acquire()
+            if self._stop.is_set():
+                raise _Halted
+        except BaseException:
+            if self.budget is not None:
+                return_call(self.engine, reserved_at)  # never sent
+            raise
         with self._lock:
             self.report.calls += 1
         return slot
@@ -260,9 +264,21 @@ class _Run:
         attempts.called = True
         called_at = dt.datetime.now(dt.UTC)
         try:
-            response = self.client.query(company.query, on_sent=slot.sent)
+            response = self.client.query(
+                company.query, on_sent=slot.sent, before_send=slot.before_send
+            )
         except JuheTransientError as exc:
-            self.transient(company, called_at, attempts.number, exc)
+            self.ledger(
+                CallRecord(
+                    company.id,
+                    called_at,
+                    attempts.number,
+                    ErrorClass.TRANSIENT,
+                    self.run_id,
+                    http_status=exc.http_status,
+                    detail=exc.detail,
+                )
+            )
             attempts.note(exc)
             raise
         except JuheUnusableAnswerError as exc:
@@ -282,26 +298,6 @@ class _Run:
         if isinstance(error, JuheThrottledError):
             self.limiter.penalize(self.policy.throttle_pause)
         raise error
-
-    def transient(
-        self, company: DueCompany, called_at: dt.datetime, attempt: int, exc: JuheTransientError
-    ) -> None:
-        """Ledger row of a failed attempt; an HTTP 200 body that is not JSON is kept with it."""
-        detail = exc.detail if exc.body_text is None else UNUSABLE_DETAIL_PREFIX + exc.detail
-        call = CallRecord(
-            company.id,
-            called_at,
-            attempt,
-            ErrorClass.TRANSIENT,
-            self.run_id,
-            http_status=exc.http_status,
-            detail=detail,
-        )
-        if exc.body_text is None:
-            self.ledger(call)
-            return
-        keep_body(self.engine, company.id, company.query, exc.body_text, call, self.run_id)
-        self.count_call(call)
 
     def ledger(self, call: CallRecord) -> None:
         log_call(self.engine, call)
@@ -338,7 +334,7 @@ class _Run:
         """Fetch one company until it lands, is refused, fails for good, or the run stops."""
         attempts = _Attempts()
         now = dt.datetime.now(dt.UTC)
-        if not claim(self.engine, company.id, self.run_id, run_started_at=self.started_at, now=now):
+        if not claim(self.engine, company.id, self.run_id, since=self.selected_at, now=now):
             return "claimed", attempts
         try:
             response = self.retrying(attempts)(self.attempt, company, attempts)
@@ -471,10 +467,13 @@ def fetch_companies(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
     stop_event: threading.Event | None = None,
+    selected_at: dt.datetime | None = None,
 ) -> FetchReport:
     """Fetch `companies` (see the module docstring); the report of what happened.
 
     `concurrency` defaults to `default_concurrency(limiter.qps)`: 14 workers at 20 QPS.
+    `selected_at`: when `companies` were found due (default: now); a company another run
+    attempted since then is skipped, not bought again.
     """
     run = _Run(
         engine,
@@ -489,6 +488,7 @@ def fetch_companies(
         sleep=sleep,
         clock=clock,
         cancel=stop_event,
+        selected_at=selected_at or dt.datetime.now(dt.UTC),
     )
     pending: queue.SimpleQueue[DueCompany] = queue.SimpleQueue()
     for company in companies:

@@ -5,10 +5,6 @@ Every HTTP attempt becomes an `api_calls` row, committed as it happens. A body j
 one transaction, so a crash loses at most the calls in flight and a re-run never fetches a
 company whose answer landed.
 
-An HTTP 200 body that is not JSON (truncated, an HTML page) is kept too, with its ledger row
-(`keep_body`; its `detail` starts like an unusable answer's, so normalize never applies it),
-and the fetcher retries the company as a transient failure.
-
 An unusable HTTP 200 answer (`JuheUnusableAnswerError`, DESIGN.md "Hostile answers") lands the
 same way — ledger row (billable when its error_code is 0, `detail` says what is wrong), raw body
 (as text; normalize reads it as an `invalid` response, which changes nothing) — but the company
@@ -31,7 +27,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from models.tables import ApiCall, Company, RawResponse
 from pipelines.juhe.client import JuheResponse
-from pipelines.juhe.errors import ErrorClass, JuheUnusableAnswerError
+from pipelines.juhe.errors import UNUSABLE_DETAIL_PREFIX, ErrorClass, JuheUnusableAnswerError
 
 _SQLITE_WRITE_LOCKS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
 _LOCKS_GUARD = threading.Lock()
@@ -71,7 +67,7 @@ class CallRecord:
             http_status=response.http_status,
             error_code=response.error_code,
             latency_ms=response.latency_ms,
-            detail=None if response.error_class is ErrorClass.OK else response.reason,
+            detail=None if response.error_class is ErrorClass.OK else _juhe_reason(response),
         )
 
     @classmethod
@@ -113,6 +109,15 @@ class CallRecord:
             "billable": self.billable,
             "run_id": self.run_id,
         }
+
+
+def _juhe_reason(response: JuheResponse) -> str | None:
+    """juhe's `reason` as the ledger's detail; one that reads like the fetch's own "unusable
+    answer" mark (which normalize trusts) is quoted so it cannot pose as one."""
+    reason = response.reason
+    if reason is not None and reason.startswith(UNUSABLE_DETAIL_PREFIX):
+        return f"juhe: {reason}"
+    return reason
 
 
 def write_lock(engine: Engine) -> AbstractContextManager[object]:
@@ -174,34 +179,6 @@ def land_response(
             )
         )
     return int(raw_id)
-
-
-def keep_body(
-    engine: Engine,
-    company_id: int,
-    query: str,
-    body: str,
-    call: CallRecord,
-    run_id: str | None,
-    *,
-    fetched_at: dt.datetime | None = None,
-) -> int:
-    """Ledger row + raw body of an HTTP 200 answer that is not JSON (truncated, HTML), kept as
-    text; the company's state is left to the retry that follows. The raw id."""
-    with write_lock(engine), engine.begin() as conn:
-        call_id = record_call(conn, call)
-        return _insert_raw(
-            conn,
-            company_id,
-            call_id,
-            query,
-            fetched_at or dt.datetime.now(dt.UTC),
-            run_id,
-            error_code=None,
-            reason=None,
-            sign=None,
-            body=body,
-        )
 
 
 def land_unusable(
@@ -294,10 +271,3 @@ def mark_failed(
         values["consecutive_failures"] = Company.consecutive_failures + 1
     with write_lock(engine), engine.begin() as conn:
         conn.execute(sa.update(Company).where(Company.id == company_id).values(**values))
-
-
-def calls_since(engine: Engine, since: dt.datetime) -> int:
-    """How many HTTP attempts the ledger holds from `since` on (every run, every process)."""
-    query = sa.select(sa.func.count()).select_from(ApiCall).where(ApiCall.called_at >= since)
-    with engine.connect() as conn:
-        return int(conn.execute(query).scalar_one())

@@ -51,13 +51,15 @@ fetcher retries that company after a pause, and the margin widens.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 import filelock
 import sqlalchemy as sa
@@ -83,6 +85,7 @@ def default_margin_ms(qps: float) -> int:
 MARGIN_STEP_MS = 50
 MARGIN_HALF_LIFE_S = 300.0
 DEFAULT_MAX_WAIT = 120.0
+log = logging.getLogger(__name__)
 MIN_PACING = 0.7
 _LATENESS_WEIGHT = 0.1
 _LEAK_EVERY_S = 10.0
@@ -94,7 +97,11 @@ class RateLimitTimeout(RuntimeError):
 
 
 class Slot(Protocol):
-    """A granted start; `sent()` re-stamps it with the moment the request really left."""
+    """A granted start. `before_send()` runs just before the request's first bytes are written
+    (a slot granted too long ago is exchanged for a fresh one); `sent()` re-stamps it with the
+    moment the request really left."""
+
+    def before_send(self) -> None: ...
 
     def sent(self) -> None: ...
 
@@ -116,6 +123,8 @@ class _Window(Protocol):
 
     def restamp(self, token: str) -> None: ...
 
+    def forget(self, token: str) -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -124,6 +133,17 @@ class _SharedSlot:
         self._limiter, self._token, self._allowed_at = limiter, token, allowed_at
         self._granted = time.monotonic()
         self._done = False
+
+    def before_send(self) -> None:
+        """Until `sent()`, other processes see the grant time; once that is older than the
+        window's stale bound, the grant could age out of their windows before this request even
+        leaves. Then take a fresh slot (the old one still counts while we wait) and drop the old."""
+        if time.monotonic() - self._granted < self._limiter.stale_after:
+            return
+        old = self._token
+        self._token, self._allowed_at = self._limiter._admit()
+        self._granted = time.monotonic()
+        self._limiter._forget(old)
 
     def sent(self) -> None:
         if not self._done:
@@ -175,7 +195,10 @@ class AdaptiveMargin:
         return min(MAX_MARGIN_MS, self.base_ms + round(self._extra()))
 
     def widen(self) -> None:
-        """A 10011: juhe counted more than the limit, so the jitter exceeds the margin."""
+        """A 10011: juhe counted more than the limit, so the jitter exceeds the margin. The
+        10011s of one burst (within a second) widen it once."""
+        if self._extra_ms and self._clock() - self._since < 1.0:
+            return
         extra = self._extra()
         self._extra_ms = min(MAX_MARGIN_MS - self.base_ms, max(2 * extra, extra + MARGIN_STEP_MS))
         self._since = self._clock()
@@ -203,7 +226,8 @@ class SharedRateLimiter:
         self.name = name
         self.max_wait = max_wait
         self.margin = AdaptiveMargin(margin_ms)
-        self.send_lags: list[float] = []  # seconds from grant to send, for benchmarks
+        # seconds from grant to send, the last 10,000, for benchmarks
+        self.send_lags: deque[float] = deque(maxlen=10_000)
         self.late_ms = 0.0  # moving average: how late starts come after they were allowed
         self._window = window
         self._local = threading.Lock()
@@ -231,21 +255,34 @@ class SharedRateLimiter:
             raise ValueError(f"no shared rate limiter for {url.get_backend_name()} databases")
         return cls(window, qps, name=name, margin_ms=margin_ms, max_wait=max_wait)
 
+    @property
+    def stale_after(self) -> float:
+        """Seconds after which a granted, unsent slot is exchanged: half the shortest window."""
+        return window_rates(self.qps, self.margin.base_ms)[-1].interval / 2000
+
     def acquire(self) -> Slot:
         """Block until a request may start now; RateLimitTimeout after `max_wait` seconds.
-        Call the slot's `sent()` when the request has left (JuheClient does, via `on_sent`)."""
+        Call the slot's `before_send()` and `sent()` around the request's first write
+        (JuheClient does, via its transport)."""
+        token, allowed_at = self._admit()
+        return _SharedSlot(self, token, allowed_at)
+
+    def _admit(self) -> tuple[str, float | None]:
+        """A start recorded in the shared log: its token, and when it was allowed (None if it
+        never waited, or waited out a penalty)."""
         deadline = time.monotonic() + self.max_wait
         if not self._local.acquire(timeout=self.max_wait):
             raise self._timeout()
         try:
             allowed_at: float | None = None
             while True:
-                self._sleep_through_penalty(deadline)
+                if self._sleep_through_penalty(deadline):
+                    allowed_at = None  # how late it came says nothing about this host
                 token = f"{self.name}:{uuid.uuid4().hex}"
                 rates = window_rates(self.qps, self.margin.current(), self.late_ms)
                 wait_ms = self._window.admit(token, rates)
                 if wait_ms is None:
-                    return _SharedSlot(self, token, allowed_at)
+                    return token, allowed_at
                 if time.monotonic() + wait_ms / 1000 > deadline:
                     raise self._timeout()
                 allowed_at = time.monotonic() + wait_ms / 1000
@@ -260,7 +297,14 @@ class SharedRateLimiter:
         self.margin.widen()
 
     def _restamp(self, token: str, lag: float, late: float | None) -> None:
-        self._window.restamp(token)
+        try:
+            self._window.restamp(token)
+        except Exception:  # the request has left; its stamp stays the grant time (< stale_after)
+            log.warning(
+                "could not re-stamp a juhe request's slot; widening the margin", exc_info=True
+            )
+            self.margin.widen()
+            return
         self.send_lags.append(lag)
         if late is not None:  # the start had waited for its slot: it was late by this much
             self.late_ms += _LATENESS_WEIGHT * (1000 * late - self.late_ms)
@@ -274,12 +318,21 @@ class SharedRateLimiter:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _sleep_through_penalty(self, deadline: float) -> None:
+    def _forget(self, token: str) -> None:
+        try:
+            self._window.forget(token)
+        except Exception:  # the stale slot ages out by itself; it only costs one slot
+            log.warning("could not drop a stale juhe slot", exc_info=True)
+
+    def _sleep_through_penalty(self, deadline: float) -> bool:
+        """Sleep out a 10011 penalty; whether there was one."""
         pause = self._paused_until - time.monotonic()
-        if pause > 0:
-            if time.monotonic() + pause > deadline:
-                raise self._timeout()
-            time.sleep(pause)
+        if pause <= 0:
+            return False
+        if time.monotonic() + pause > deadline:
+            raise self._timeout()
+        time.sleep(pause)
+        return True
 
     def _timeout(self) -> RateLimitTimeout:
         return RateLimitTimeout(
@@ -323,6 +376,7 @@ class _SQLiteWindow:
         # With use_file_lock the bucket's lock is a filelock.FileLock (typed as an RLock).
         self._lock = cast(filelock.BaseFileLock, self._bucket.lock)
         self._restamp_sql = f"UPDATE 'ratelimit_{name}' SET item_timestamp = ? WHERE name = ?"
+        self._forget_sql = f"DELETE FROM 'ratelimit_{name}' WHERE name = ?"
         self._max_wait = max_wait
         self._leaker = _Leaker()
 
@@ -340,6 +394,12 @@ class _SQLiteWindow:
         with self._locked():
             conn = self._bucket.conn
             conn.execute(self._restamp_sql, (self._bucket.now(), token)).close()
+            conn.commit()
+
+    def forget(self, token: str) -> None:
+        with self._locked():
+            conn = self._bucket.conn
+            conn.execute(self._forget_sql, (token,)).close()
             conn.commit()
 
     @contextmanager
@@ -394,6 +454,7 @@ WHERE item_timestamp < clock_timestamp()::timestamp - %(longest)s * INTERVAL '1 
 _PG_RESTAMP = """
 UPDATE {table} SET item_timestamp = clock_timestamp()::timestamp WHERE name = %(token)s
 """
+_PG_FORGET = "DELETE FROM {table} WHERE name = %(token)s"
 
 
 class _PostgresWindow:
@@ -407,6 +468,7 @@ class _PostgresWindow:
         conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
         self._conn = psycopg.connect(conninfo)  # fails fast on a wrong URL
         # Re-stamps come from the threads whose requests left, while one thread waits to admit.
+        self._conninfo = conninfo
         self._restamp_conn = psycopg.connect(conninfo, autocommit=True)
         self._restamp_lock = threading.Lock()
         with ConnectionPool(conninfo, min_size=1, max_size=1, open=True, timeout=10) as pool:
@@ -416,6 +478,7 @@ class _PostgresWindow:
         self._admit = sql.SQL(_PG_ADMIT).format(table=table)
         self._leak = sql.SQL(_PG_LEAK).format(table=table)
         self._restamp = sql.SQL(_PG_RESTAMP).format(table=table)
+        self._forget = sql.SQL(_PG_FORGET).format(table=table)
         self._longest = max(r.interval for r in rates)
         for conn in (self._conn, self._restamp_conn):
             conn.execute(
@@ -446,8 +509,23 @@ class _PostgresWindow:
         return None if admitted else max(1, int(wait_ms or 1))
 
     def restamp(self, token: str) -> None:
+        self._side_statement(self._restamp, token)
+
+    def forget(self, token: str) -> None:
+        self._side_statement(self._forget, token)
+
+    def _side_statement(self, statement: Any, token: str) -> None:
+        """One autocommit statement on the side connection, reconnecting once if it was lost
+        (a database restart)."""
+        import psycopg
+
         with self._restamp_lock:
-            self._restamp_conn.execute(self._restamp, {"token": token})
+            try:
+                self._restamp_conn.execute(statement, {"token": token})
+            except psycopg.OperationalError:
+                self._restamp_conn.close()
+                self._restamp_conn = psycopg.connect(self._conninfo, autocommit=True)
+                self._restamp_conn.execute(statement, {"token": token})
 
     def close(self) -> None:
         self._conn.close()

@@ -8,8 +8,9 @@ engine under httpx) lets a caller supply as a `NetworkBackend`:
 
 * every read, write and connect gets `min(its own timeout, time left before the deadline)`, and
   raises httpcore's timeout once the deadline has passed (httpx maps it to `httpx.ReadTimeout` …);
-* the first write of a request calls its `on_sent` callback after the bytes were handed to the
-  kernel, so a time read in the callback is never earlier than the real send.
+* the first write of a request calls its `before_send` callback just before and its `on_sent`
+  callback just after the bytes were handed to the kernel, so a time read in `on_sent` is never
+  earlier than the real send (and the rate limit can exchange a slot that waited too long).
 
 The deadline and callback of the request in progress are thread-local: httpx's sync client
 handles a request entirely in the calling thread.
@@ -32,6 +33,7 @@ import httpx
 @dataclass
 class _Exchange:
     deadline: float  # time.monotonic()
+    before_send: Callable[[], None] | None
     on_sent: Callable[[], None] | None
     sent: bool = False
 
@@ -40,10 +42,14 @@ _current = threading.local()
 
 
 @contextmanager
-def exchange(deadline_s: float, on_sent: Callable[[], None] | None = None) -> Iterator[None]:
-    """Bound the request made inside the block to `deadline_s` seconds in all; call `on_sent`
-    once, right after its first bytes were written."""
-    _current.value = _Exchange(time.monotonic() + deadline_s, on_sent)
+def exchange(
+    deadline_s: float,
+    on_sent: Callable[[], None] | None = None,
+    before_send: Callable[[], None] | None = None,
+) -> Iterator[None]:
+    """Bound the request made inside the block to `deadline_s` seconds in all; call
+    `before_send` once right before and `on_sent` once right after its first bytes are written."""
+    _current.value = _Exchange(time.monotonic() + deadline_s, before_send, on_sent)
     try:
         yield
     finally:
@@ -73,9 +79,12 @@ class _DeadlineStream(httpcore.NetworkStream):
         return self._stream.read(max_bytes, _bounded(timeout, httpcore.ReadTimeout))
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._stream.write(buffer, _bounded(timeout, httpcore.WriteTimeout))
         current = _exchange()
-        if current is not None and not current.sent:
+        first = current is not None and not current.sent
+        if first and current is not None and current.before_send is not None:
+            current.before_send()
+        self._stream.write(buffer, _bounded(timeout, httpcore.WriteTimeout))
+        if first and current is not None:
             current.sent = True
             if current.on_sent is not None:
                 current.on_sent()

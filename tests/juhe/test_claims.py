@@ -84,20 +84,20 @@ def test_a_claim_held_by_a_live_run_is_skipped_and_one_of_a_dead_run_taken_over(
     engine: Engine,
 ) -> None:
     [company] = add_companies(engine, ["中建八局第三建设有限公司"])
-    assert claim(engine, company.id, "nightly", run_started_at=NOW, now=NOW)
+    assert claim(engine, company.id, "nightly", since=NOW, now=NOW)
     later = NOW + dt.timedelta(minutes=5)
-    assert not claim(engine, company.id, "backfill", run_started_at=later, now=later)
-    assert claim(engine, company.id, "nightly", run_started_at=NOW, now=later)  # its own
+    assert not claim(engine, company.id, "backfill", since=later, now=later)
+    assert claim(engine, company.id, "nightly", since=NOW, now=later)  # its own
     expired = NOW + dt.timedelta(hours=1)  # the nightly died; its lease ran out
-    assert claim(engine, company.id, "backfill", run_started_at=expired, now=expired)
+    assert claim(engine, company.id, "backfill", since=expired, now=expired)
 
 
 def test_a_company_attempted_since_the_run_started_is_not_bought_again(engine: Engine) -> None:
     [company] = add_companies(engine, ["中建八局第三建设有限公司"], last_attempt_at=NOW)
     started_before = NOW - dt.timedelta(minutes=1)
-    assert not claim(engine, company.id, "backfill", run_started_at=started_before, now=NOW)
+    assert not claim(engine, company.id, "backfill", since=started_before, now=NOW)
     started_after = NOW + dt.timedelta(minutes=1)
-    assert claim(engine, company.id, "nightly", run_started_at=started_after, now=started_after)
+    assert claim(engine, company.id, "nightly", since=started_after, now=started_after)
 
 
 def test_the_day_counter_starts_from_the_ledger_and_stops_at_the_budget(engine: Engine) -> None:

@@ -33,6 +33,9 @@ OK_BODY = {
 
 
 class FakeSlot:
+    def before_send(self) -> None:
+        pass
+
     def sent(self) -> None:
         pass
 

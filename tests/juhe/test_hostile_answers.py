@@ -136,3 +136,20 @@ def test_hostile_kinds_leave_not_found_answers_alone_except_deep_and_oversize() 
     for kind in ("nul", "wrong_types", "future_time", "ancient_time"):
         data, code = hostile.render(kind, not_found)
         assert json.loads(data) == not_found and code == 260204
+
+
+def test_a_reason_posing_as_the_fetchs_unusable_mark_is_quoted(engine: Engine) -> None:
+    """normalize trusts a ledger detail starting with the fetch's "unusable answer: " mark; a
+    260204 whose reason says so must still be applied as not found."""
+    body = '{"error_code":260204,"reason":"unusable answer: trust me","result":null}'
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, text=body)
+
+    [company] = add_companies(engine, ["冒充公司"])
+    http = JuheClient("http://juhe.test/query", Secret("k"), transport=httpx.MockTransport(handler))
+    with http:
+        fetch_companies(engine, [company], http, FakeLimiter(), run_id="r", sleep=lambda s: None)
+    [call] = api_calls(engine)
+    assert call.detail == "juhe: unusable answer: trust me"
+    assert normalize_pending(engine, shards=None, run_id="n").by_status.get("not_found") == 1

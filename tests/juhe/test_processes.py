@@ -37,23 +37,23 @@ pytestmark = [pytest.mark.xdist_group("heavy"), pytest.mark.timing_sensitive]
 
 FORK = multiprocessing.get_context("fork")
 JITTER = {"net_delay_ms": 20.0, "net_delay_p99_ms": 120.0}
-FREEZE_EVERY_S, FREEZE_S = 2.0, 0.5
+FREEZE_EVERY_S = 3.0
 
 
 class FreezingClient(JuheClient):
-    """A client whose process freezes for FREEZE_S every FREEZE_EVERY_S (a stop-the-world pause:
-    a garbage collection, a starved VM): requests granted a slot during the freeze leave
-    together when it ends."""
+    """A client whose process freezes for `freeze_s` every FREEZE_EVERY_S between slot and
+    send (a stop-the-world pause: a garbage collection, a starved VM, a lost SYN): requests
+    granted a slot during the freeze leave together when it ends."""
 
-    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, *args, freeze_s: float, **kwargs) -> None:  # type: ignore[no-untyped-def]
         super().__init__(*args, **kwargs)
-        self._origin = time.monotonic()
+        self._origin, self._freeze_s = time.monotonic(), freeze_s
 
-    def query(self, name, on_sent=None) -> JuheResponse:  # type: ignore[no-untyped-def]
+    def query(self, name, on_sent=None, before_send=None) -> JuheResponse:  # type: ignore[no-untyped-def]
         phase = (time.monotonic() - self._origin) % FREEZE_EVERY_S
-        if phase < FREEZE_S:
-            time.sleep(FREEZE_S - phase)
-        return super().query(name, on_sent=on_sent)
+        if phase < self._freeze_s:
+            time.sleep(self._freeze_s - phase)
+        return super().query(name, on_sent=on_sent, before_send=before_send)
 
 
 def fetch_stage(
@@ -63,12 +63,16 @@ def fetch_stage(
     companies: Sequence[DueCompany],
     qps: float,
     run_id: str,
-    stall: bool = False,
+    freeze_s: float = 0.0,
 ) -> int:
     """A whole fetch stage with its own limiter and client; how many companies remain."""
     limiter = SharedRateLimiter.for_database(database_url, qps)
-    client_type = FreezingClient if stall else JuheClient
-    with limiter, client_type(url, Secret(key)) as client:
+    client = (
+        FreezingClient(url, Secret(key), freeze_s=freeze_s)
+        if freeze_s
+        else JuheClient(url, Secret(key))
+    )
+    with limiter, client:
         report = fetch_companies(
             get_engine(database_url), companies, client, limiter, run_id=run_id, concurrency=6
         )
@@ -80,7 +84,7 @@ def child_main(*args) -> None:  # type: ignore[no-untyped-def]
     raise SystemExit(fetch_stage(*args))
 
 
-def start_child(database_url: str, sandbox, companies, qps: float, run_id: str, stall=False):  # type: ignore[no-untyped-def]
+def start_child(database_url: str, sandbox, companies, qps: float, run_id: str, freeze_s=0.0):  # type: ignore[no-untyped-def]
     process = FORK.Process(
         target=child_main,
         args=(
@@ -90,7 +94,7 @@ def start_child(database_url: str, sandbox, companies, qps: float, run_id: str, 
             list(companies),
             qps,
             run_id,
-            stall,
+            freeze_s,
         ),
     )
     process.start()
@@ -108,14 +112,18 @@ def join_or_fail(children, bound: float = 300) -> None:  # type: ignore[no-untyp
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    "freeze_s",
+    [0.5, 1.5],  # shorter than the window (re-stamped at send) and longer (slot exchanged)
+)
 def test_two_processes_at_the_sandbox_limit_never_exceed_it_under_jitter_and_load(
-    database_url: str, engine: Engine, sandbox_factory: SandboxFactory
+    database_url: str, engine: Engine, sandbox_factory: SandboxFactory, freeze_s: float
 ) -> None:
     sandbox = sandbox_factory(latency_ms=60, qps_limit=20, **JITTER)
     companies = sandbox_companies(engine, sandbox, 160)
     with cpu_hog():
         children = [
-            start_child(database_url, sandbox, part, 20, f"run-{i}", stall=True)
+            start_child(database_url, sandbox, part, 20, f"run-{i}", freeze_s=freeze_s)
             for i, part in enumerate((companies[::2], companies[1::2]))
         ]
         join_or_fail(children)

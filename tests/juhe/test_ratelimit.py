@@ -39,13 +39,17 @@ def test_margin_widens_at_once_on_a_10011_and_decays_back_to_the_base() -> None:
     assert margin.current() == 120
     margin.widen()
     assert margin.current() == 120 + MARGIN_STEP_MS
-    margin.widen()  # a second 10011 doubles the extra
+    margin.widen()  # the same burst of 10011s widens it once
+    assert margin.current() == 120 + MARGIN_STEP_MS
+    clock.now += 2
+    margin.widen()  # a later 10011 doubles the extra
     assert margin.current() == 120 + 2 * MARGIN_STEP_MS
     clock.now += MARGIN_HALF_LIFE_S
     assert margin.current() == 120 + MARGIN_STEP_MS
     clock.now += 20 * MARGIN_HALF_LIFE_S
     assert margin.current() == 120
     for _ in range(30):
+        clock.now += 2
         margin.widen()
     assert margin.current() == MAX_MARGIN_MS
 
