@@ -185,3 +185,24 @@ def test_postgres_limiter_table_is_in_the_same_database(database_url: str) -> No
 def test_in_memory_sqlite_has_no_shared_limiter() -> None:
     with pytest.raises(ValueError, match="file"):
         SharedRateLimiter.for_database("sqlite://", 10)
+
+
+def test_a_slot_that_waited_past_half_the_window_is_exchanged_before_it_is_sent(
+    database_url: str,
+) -> None:
+    with SharedRateLimiter.for_database(database_url, 20) as limiter:
+        slot = limiter.acquire()
+        [granted] = _stamps(database_url)
+        time.sleep(limiter.stale_after + 0.05)  # a freeze between slot and send
+        slot.before_send()
+        [renewed] = _stamps(database_url)  # the old slot is gone, a fresh one stands
+        slot.sent()
+    assert renewed - granted >= 1000 * limiter.stale_after
+
+
+def test_a_fresh_slot_is_kept_as_it_is_before_it_is_sent(database_url: str) -> None:
+    with SharedRateLimiter.for_database(database_url, 20) as limiter:
+        slot = limiter.acquire()
+        before = _stamps(database_url)
+        slot.before_send()
+        assert _stamps(database_url) == before

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 
+import httpcore
 import pytest
 
 from juhe_sandbox.server import Meter, _kernel_receive_time
@@ -116,3 +117,21 @@ def test_an_arrival_admitted_late_is_judged_against_every_window_holding_it() ->
     assert meter.admit(0.4, qps_limit=2)  # [0.4, 1.4) holds 0.4 and 1.0
     assert meter.violations == 1
     assert meter.admit(2.1, qps_limit=2)  # [1.5, 2.5) holds 1.5 and 2.1
+
+
+def test_before_send_and_on_sent_surround_the_first_write_only() -> None:
+    from pipelines.juhe import transport
+
+    order: list[str] = []
+
+    class Recording(httpcore.NetworkStream):
+        def write(self, buffer: bytes, timeout: float | None = None) -> None:
+            order.append("write")
+
+    stream = transport._DeadlineStream(Recording())
+    with transport.exchange(
+        5.0, on_sent=lambda: order.append("sent"), before_send=lambda: order.append("before")
+    ):
+        stream.write(b"POST / HTTP/1.1\r\n")
+        stream.write(b"key=...")
+    assert order == ["before", "write", "sent", "write"]
