@@ -6,6 +6,7 @@ exceptions carry the code, its class and the HTTP status. No message here ever c
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 
 
@@ -64,15 +65,24 @@ _MEANINGS: dict[int, str] = {
 }
 
 
+# An error code as text: ASCII digits only (``str.isdigit`` also accepts ``²``, ``①`` and ``٣``,
+# which ``int`` rejects or reads), an optional sign, at most 9 digits — every juhe code fits,
+# and so does a 32-bit integer column.
+_CODE_RE = re.compile(r"[+-]?[0-9]{1,9}")
+_CODE_LIMIT = 999_999_999
+
+
 def parse_code(raw: object) -> int | None:
-    """The integer value of an `error_code` that may arrive as a string; None if absent/odd."""
+    """The integer value of an `error_code` (or `total`) that may arrive as an int or a string;
+    None if absent or odd. Never raises: a bool is not a code, text must be ASCII digits with an
+    optional sign, and anything beyond 9 digits (int or text) is None."""
     if isinstance(raw, bool):
         return None
     if isinstance(raw, int):
-        return raw
+        return int(raw) if -_CODE_LIMIT <= raw <= _CODE_LIMIT else None
     if isinstance(raw, str):
         text = raw.strip()
-        if text.lstrip("-").isdigit():
+        if _CODE_RE.fullmatch(text):
             return int(text)
     return None
 

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 # Bump whenever parsing or change tracking would turn the same bodies into different rows
 # (a parsing fix, a new rule, another content hash): every stored fingerprint then differs,
 # so the next renormalize replays every company instead of skipping it.
-PARSER_VERSION = "2026-11-29.1"  # .1: hostile answers (NUL, implausible times, empty success)
+PARSER_VERSION = "2026-11-29.2"  # .2: surrogates stripped, lenient JSON, robust codes and totals
 
 
 def initial() -> str:

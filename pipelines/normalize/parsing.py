@@ -11,8 +11,10 @@ Rules (DESIGN.md "Parsing rules"):
 - ``lic_name`` may be an array, a single string, null or missing; names are trimmed, empty ones
   dropped, and a name repeated within one array keeps its first position only.
 - Text fields are trimmed; an empty text is ``None``. NUL characters (PostgreSQL text and jsonb
-  cannot hold them) are stripped from every text before anything else sees it, so the content
-  hash and the change detector see the stripped value.
+  cannot hold them) and surrogate code points U+D800–U+DFFF (a lone ``\\ud800`` escape decodes
+  to one; it has no UTF-8 form, so neither hashing nor either database takes it) are stripped
+  from every text — names, dates, drift keys — before anything else sees it (`clean_text`), so
+  the content hash and the change detector see the stripped value.
 
 **Hostile bodies** (DESIGN.md "Hostile answers"). `parse_response` never raises: JSON nested too
 deep to decode (RecursionError), a body over ``MAX_BODY_BYTES`` (the largest cap JUHE_MAX_BODY_BYTES
@@ -27,7 +29,11 @@ over 1000 bytes is dropped from ``lic_name`` and counted. An ``updated_time`` be
 ``EARLIEST_PLAUSIBLE`` (1980-01-01) or later than the fetch time + ``FUTURE_SLACK`` (1 day) makes
 the item an anomaly (``issues.implausible``): it is not applied at all. error_code 0 with no items
 is an anomaly too (``issues.empty_success``). Either way the response does not list every licence,
-so no removal is inferred from it; its other items are still applied.
+so no removal is inferred from it; its other items are still applied. Bodies are decoded with
+``json.loads(..., strict=False)``: a literal tab or newline inside a string is data, not a broken
+body. ``error_code`` and ``total`` are read by `pipelines.juhe.errors.parse_code` (ASCII digits,
+at most 9; a bool, ``²``, ``①``, ``٣`` or a 5000-digit number is no number): an odd
+``error_code`` is invalid, an odd ``total`` makes the response invalid, its items still applied.
 
 **Key of a blank lic_no.** The natural key of a licence is (company, category, lic_no). When
 ``lic_no`` is blank the licence gets ``"~" + sha256(category + "\\x1f" + "\\x1f".join(sorted
@@ -58,6 +64,7 @@ from functools import lru_cache, partial
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+from pipelines.juhe.errors import parse_code
 from pipelines.settings import MAX_BODY_BYTES_LIMIT
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -115,6 +122,19 @@ _GRADE_RE = re.compile(
     r"特级|不分等级|暂定级|[一二三壹贰叁]级|[甲乙丙丁](?:[（(][ⅠⅡⅢⅣIiVv]+[）)])?级"
 )
 _GRADE_FOLD = {"壹级": "一级", "贰级": "二级", "叁级": "三级"}
+
+
+# What no stored text may hold: NUL (PostgreSQL text and jsonb refuse it) and the surrogate code
+# points (a lone one, from a JSON "\ud800" escape, has no UTF-8 encoding).
+_UNSTORABLE_RE = re.compile("[\x00\ud800-\udfff]")
+
+
+def clean_text(text: str) -> str:
+    """`text` without NUL and surrogate code points (U+D800–U+DFFF): what may be hashed and
+    stored. Untouched (the same object) when it holds neither, which is almost always."""
+    if ("\x00" in text or not text.isascii()) and _UNSTORABLE_RE.search(text):
+        return _UNSTORABLE_RE.sub("", text)
+    return text
 
 
 class Unparseable(ValueError):
@@ -175,13 +195,13 @@ def parse_datetime(value: Any) -> dt.datetime | None:
             return _from_epoch_ms(int(value))
         except (ValueError, OverflowError, OSError) as exc:
             raise Unparseable(repr(value)) from exc
-    text = value.replace("\x00", "").strip()  # NUL is stripped from every text, dates too
+    text = clean_text(value).strip()  # NUL and surrogates are stripped from every text, dates too
     return _parse_text_datetime(text) if text else None
 
 
 def parse_validity(value: Any, *, allow_open_ended: bool = True) -> Validity:
     """validity_start/validity_end → Validity (date, open-ended flag, unparseable flag)."""
-    if isinstance(value, str) and value.replace("\x00", "").strip() in OPEN_ENDED_WORDS:
+    if isinstance(value, str) and clean_text(value).strip() in OPEN_ENDED_WORDS:
         return Validity(open_ended=True) if allow_open_ended else Validity(unparseable=True)
     try:
         moment = parse_datetime(value)
@@ -250,8 +270,8 @@ def parse_names(value: Any) -> tuple[str, ...]:
     except TypeError:  # not all strings
         texts = (str(v).strip() for v in raw if v is not None)
         names = tuple(dict.fromkeys(n for n in texts if n))
-    if any("\x00" in n for n in names):
-        texts = (n.replace("\x00", "").strip() for n in names)
+    if any(clean_text(n) is not n for n in names):
+        texts = (clean_text(n).strip() for n in names)
         names = tuple(dict.fromkeys(n for n in texts if n))
     return names
 
@@ -355,10 +375,7 @@ def content_hash(canonical: tuple[Any, ...]) -> str:
 def _text(value: Any) -> str | None:
     if value is None:
         return None
-    text = value if type(value) is str else str(value)
-    if "\x00" in text:
-        text = text.replace("\x00", "")
-    return text.strip() or None
+    return clean_text(value if type(value) is str else str(value)).strip() or None
 
 
 @dataclass
@@ -415,7 +432,7 @@ def parse_item(
         return None
     if len(item) > len(ITEM_FIELDS) or not ITEM_FIELDS.issuperset(item):
         for unknown in item.keys() - ITEM_FIELDS:
-            issues.drift[f"items[].{str(unknown).replace(chr(0), '')}"] += 1
+            issues.drift[f"items[].{clean_text(str(unknown))}"] += 1
     names = parse_names(get("lic_name"))
     if any(len(n) > _MAX_KEY_BYTES // 4 for n in names):
         names = _short_names(names, issues)
@@ -503,19 +520,9 @@ class ParsedResponse:
         return self.status != "invalid"
 
 
-def _error_code(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value.strip())
-    return None
-
-
 def _total(value: Any) -> int | None:
-    code = _error_code(value)  # same shape: int or digit string
-    return code if code is not None and code >= 0 else None
+    count = parse_code(value)  # the same shape as error_code: int or ASCII digit string
+    return count if count is not None and count >= 0 else None
 
 
 def _invalid(issues: ParseIssues, problem: str | None = None) -> ParsedResponse:
@@ -531,7 +538,8 @@ def refused_response() -> ParsedResponse:
 def _over_cap(body: str | bytes) -> bool:
     if len(body) * 4 <= MAX_BODY_BYTES:  # a UTF-8 character is at most 4 bytes
         return False
-    return len(body if isinstance(body, bytes) else body.encode("utf-8")) > MAX_BODY_BYTES
+    size = len(body if isinstance(body, bytes) else body.encode("utf-8", "surrogatepass"))
+    return size > MAX_BODY_BYTES
 
 
 def parse_response(body: str | bytes, fetched_at: dt.datetime | None = None) -> ParsedResponse:
@@ -543,7 +551,7 @@ def parse_response(body: str | bytes, fetched_at: dt.datetime | None = None) -> 
     if _over_cap(body):
         return _invalid(issues, "over the size cap")
     try:
-        data = json.loads(body)
+        data = json.loads(body, strict=False)  # control characters inside strings are data
     except RecursionError:
         return _invalid(issues, "JSON nested too deep")
     except (ValueError, TypeError):
@@ -552,8 +560,8 @@ def parse_response(body: str | bytes, fetched_at: dt.datetime | None = None) -> 
         issues.missing_required += 1
         return _invalid(issues, "not a JSON object")
     for unknown in data.keys() - TOP_LEVEL_FIELDS:
-        issues.drift[unknown.replace("\x00", "")] += 1
-    code = _error_code(data.get("error_code"))
+        issues.drift[clean_text(unknown)] += 1
+    code = parse_code(data.get("error_code"))
     if code == NOT_FOUND_CODE:
         return ParsedResponse("not_found", [], issues)
     if code != 0:
@@ -563,7 +571,7 @@ def parse_response(body: str | bytes, fetched_at: dt.datetime | None = None) -> 
         issues.missing_required += 1
         return _invalid(issues, "result or result.items of the wrong type")
     for unknown in result.keys() - RESULT_FIELDS:
-        issues.drift[f"result.{unknown.replace(chr(0), '')}"] += 1
+        issues.drift[f"result.{clean_text(unknown)}"] += 1
     raw_items = result["items"]
     latest = None if fetched_at is None else fetched_at + FUTURE_SLACK
     items = _parse_items(raw_items, issues, latest)

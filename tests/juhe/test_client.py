@@ -9,7 +9,7 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 
-from pipelines.juhe.client import DEFAULT_MAX_BODY_BYTES, JuheClient, shape_problem, storable_body
+from pipelines.juhe.client import JuheClient, shape_problem, storable_body
 from pipelines.juhe.errors import (
     ErrorClass,
     JuheFatalError,
@@ -19,6 +19,7 @@ from pipelines.juhe.errors import (
     classify,
     describe,
     error_for,
+    parse_code,
 )
 from pipelines.settings import Secret
 
@@ -57,6 +58,60 @@ def client_answering(handler) -> JuheClient:  # type: ignore[no-untyped-def]
 )
 def test_every_error_code_has_its_documented_class(code, expected) -> None:  # type: ignore[no-untyped-def]
     assert classify(code) is expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (0, 0),
+        (260204, 260204),
+        (-5, -5),
+        (999_999_999, 999_999_999),
+        (-999_999_999, -999_999_999),
+        (1_000_000_000, None),
+        (10**4000, None),  # the largest json.loads reads
+        (True, None),
+        (False, None),
+        (0.0, None),
+        (260204.0, None),
+        (None, None),
+        ([260204], None),
+        ({"code": 0}, None),
+        ("0", 0),
+        (" 260204\n", 260204),
+        ("+10012", 10012),
+        ("-1", -1),
+        ("999999999", 999_999_999),
+        ("1000000000", None),
+        ("9" * 5000, None),
+        ("²", None),
+        ("①", None),
+        ("٣", None),
+        ("-٣", None),
+        ("1²", None),
+        ("２６０２０４", None),  # fullwidth digits: int() would read them
+        ("", None),
+        ("-", None),
+        ("+-1", None),
+        ("1_000", None),
+        ("0x10", None),
+        ("1e3", None),
+        ("\ud800", None),
+    ],
+)
+def test_parse_code_reads_ascii_digits_only_and_never_raises(
+    raw: object, expected: int | None
+) -> None:
+    assert parse_code(raw) == expected
+    assert classify(raw) is (ErrorClass.TRANSIENT if expected is None else classify(expected))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("code", ['"²"', '"①"', '"٣"', '"' + "9" * 5000 + '"', "1e400", "true"])
+def test_an_odd_error_code_is_transient_not_a_crash(code: str) -> None:
+    text = f'{{"error_code":{code},"reason":"x","result":null}}'
+    with _answering(text) as client:
+        response = client.query("x")
+    assert response.error_code is None and response.error_class is ErrorClass.TRANSIENT
 
 
 @pytest.mark.parametrize("code", [10001, 10002, 10003, 10005, 10007, 10008, 10009, 10021])
@@ -208,10 +263,6 @@ def test_a_body_over_the_size_cap_is_unusable() -> None:
         client.query("x")
     with _answering(text, max_body_bytes=len(text)) as client:
         assert client.query("x").error_code == 0
-
-
-def test_default_size_cap_is_five_mib() -> None:
-    assert DEFAULT_MAX_BODY_BYTES == 5 * 1024 * 1024
 
 
 @pytest.mark.parametrize(

@@ -16,8 +16,16 @@ from sqlalchemy.engine import Engine
 
 from models import License, LicenseChange, LicenseVersion
 from pipelines.normalize import normalize_pending, renormalize
-from pipelines.normalize.parsing import MAX_BODY_BYTES, ParseIssues, parse_item, parse_response
-from tests.normalize import add_raw, body, changes, day, digest, item, make_company
+from pipelines.normalize.parsing import (
+    ITEM_FIELDS,
+    MAX_BODY_BYTES,
+    ParsedResponse,
+    ParseIssues,
+    clean_text,
+    parse_item,
+    parse_response,
+)
+from tests.normalize import add_raw, body, changes, day, digest, item, licence, make_company
 
 FETCHED = day(10)  # 2026-01-11 02:00 Asia/Shanghai
 
@@ -122,7 +130,193 @@ def test_nul_is_stripped_before_the_content_hash(noise: str) -> None:
     assert "\x00" not in record.content_json() and all("\x00" not in k for k in dirty.issues.drift)
 
 
+@pytest.mark.parametrize("noise", ["\\ud800", "\\udfff\\u0000", "\\udc00\\ud800", "\\ud83d"])
+def test_lone_surrogates_are_stripped_before_the_content_hash(noise: str) -> None:
+    """A lone surrogate (a JSON \\ud800 escape decodes to one) has no UTF-8 form: hashing or
+    storing it would fail on every replay of the stored body. It is stripped like NUL."""
+    clean = parsed(body([item("A")])).items[0]
+    dirty_item = item(
+        "A@",
+        lic_name=["建筑工程施工总承包二级@", "@市政公用工程施工总承包三级", "@"],
+        issue_org="河南省住房和城乡建设厅@",
+        validity_start="2021-01@-05",
+        validity_end="@2026-01-04@",
+    )
+    dirty_item["extra@field"] = 1
+    text = json.dumps(body([dirty_item]), ensure_ascii=False).replace("@", noise)
+    dirty = parse_response(text, FETCHED)
+    record = dirty.items[0]
+    assert record.content_hash == clean.content_hash and record.lic_no == "A"
+    record.content_json().encode("utf-8")
+    assert list(dirty.issues.drift) == ["items[].extrafield"]
+
+
+def test_clean_text_strips_nul_and_every_surrogate_only() -> None:
+    assert clean_text("a\x00b\ud800c\udbff\udc00d\udfff") == "abcd"
+    assert clean_text("建筑\U0001f600\ue000\uffff") == "建筑\U0001f600\ue000\uffff"
+    text = "河南省住房和城乡建设厅"
+    assert clean_text(text) is text
+
+
+# Hostile JSON values (as JSON text), each tried in every field of a body.
+NASTY = [
+    '"\\ud800"',
+    '"a\\udfffb"',
+    '"\\udc00\\ud800"',
+    '"\\ud800\\u0000 "',
+    '" \\u0000\\ud83d "',
+    '"²"',
+    '"①"',
+    '"٣"',
+    '"-٣٤"',
+    '"1²"',
+    '"' + "9" * 5000 + '"',
+    '"-' + "9" * 20 + '"',
+    '"+260204"',
+    "9" * 4000,  # the largest ints json.loads reads
+    "-" + "9" * 4000,
+    "9" * 5000,  # json.loads refuses it: not JSON
+    "NaN",
+    "Infinity",
+    "-Infinity",
+    "1e300",
+    "-1e300",
+    "1e400",
+    "1.5",
+    "-0.0",
+    "-5",
+    "0",
+    "260204",
+    "4102444800000",
+    "true",
+    "false",
+    "null",
+    "[]",
+    "{}",
+    '[["x", [null, NaN]], {"a": "\\ud800"}]',
+    '{"\\ud800": [1e300]}',
+    '"  "',
+    '"长期\\ud800"',
+    '"2025-01-01 10:00:0\\ud800"',
+    '"2025-01-01\t10:00:00"',  # a literal tab inside the string
+    '"\\u0000"',
+]
+PLACE = "@@nasty@@"
+FIELDS = sorted(ITEM_FIELDS)
+
+
+def _with(name: str, value: Any, lic_no: str = "A") -> dict[str, Any]:
+    """item(lic_no) with one field set to `value`."""
+    return {**item(lic_no), name: value}
+
+
+def _bodies_with_nasty_values() -> list[tuple[str, str]]:
+    """(where, body text) for every field of a body and every value of NASTY."""
+    shapes: dict[str, Any] = {
+        **{f"items[].{name}": body([_with(name, PLACE), item("B")]) for name in FIELDS},
+        "items[].lic_name[]": body([item("A", lic_name=["甲级", PLACE]), item("B")]),
+        "items[]": body([PLACE, item("B")]),  # type: ignore[list-item]
+        "result.total": body([item("A"), item("B")], total=PLACE),
+        "result.items": {"error_code": 0, "result": {"items": PLACE}},
+        "result": {"error_code": 0, "result": PLACE},
+        "error_code": body([item("A"), item("B")], error_code=PLACE),
+        "reason": body([item("A"), item("B")], reason=PLACE),
+        "sign": body([item("A"), item("B")], sign=PLACE),
+    }
+    cases = []
+    for where, shape in shapes.items():
+        template = json.dumps(shape, ensure_ascii=False)
+        cases += [(where, template.replace(f'"{PLACE}"', value)) for value in NASTY]
+    keyed = body([{**item("A"), PLACE: 1}, item("B")], **{PLACE: 1})
+    keyed["result"][PLACE] = 1
+    template = json.dumps(keyed, ensure_ascii=False)
+    cases += [("keys", template.replace(f'"{PLACE}"', v)) for v in NASTY if v.startswith('"')]
+    return cases
+
+
+NASTY_BODIES = _bodies_with_nasty_values()
+
+
+def _assert_storable(result: ParsedResponse) -> None:
+    """Everything normalize hashes or stores from a parsed response encodes as UTF-8 and has
+    no NUL."""
+    texts = [result.issues.problem or "", *result.issues.drift, *result.issues.unparseable]
+    texts.append(json.dumps(result.issues.implausible, ensure_ascii=False))
+    for record in result.items:
+        assert len(record.content_hash) == 64
+        texts += [record.content_json(), record.category, record.lic_no, *record.names]
+    for text in texts:
+        text.encode("utf-8")
+        assert "\x00" not in text
+
+
+@pytest.mark.parametrize(
+    ("where", "text"),
+    NASTY_BODIES,
+    ids=[f"{w}-{n % len(NASTY)}" for n, (w, _) in enumerate(NASTY_BODIES)],
+)
+def test_parse_response_never_raises_whatever_a_field_holds(where: str, text: str) -> None:
+    result = parse_response(text, FETCHED)
+    assert isinstance(result, ParsedResponse)
+    _assert_storable(result)
+    if where.startswith("items[]") and result.issues.problem is None:
+        assert "B" in {r.lic_no for r in result.items}  # the other item is still applied
+
+
+@pytest.mark.parametrize("code", ["²", "①", "٣", "9" * 5000, "1" * 10, 10**12, True, False, 0.0])
+def test_an_odd_error_code_is_invalid(code: Any) -> None:
+    result = parsed(body([item("A")], error_code=code))
+    assert result.status == "invalid" and not result.items and not result.lists_every_licence
+
+
+@pytest.mark.parametrize("total", ["²", "①", "٣", "9" * 5000, "1" * 10, 10**12, True, -1, 2.0])
+def test_an_odd_total_is_invalid_with_its_items_applied(total: Any) -> None:
+    result = parsed(body([item("A"), item("B")], total=total))
+    assert result.status == "invalid" and [r.lic_no for r in result.items] == ["A", "B"]
+    assert result.issues.unparseable["total"] == 1 and not result.lists_every_licence
+
+
+@pytest.mark.parametrize(("code", "total"), [(" 0 ", " 2 "), ("+0", "+2"), (0, 2)])
+def test_codes_and_totals_as_ascii_digit_text_are_read(code: str, total: str) -> None:
+    result = parsed(body([item("A"), item("B")], error_code=code, total=total))
+    assert result.status == "complete" and result.total == 2 and result.lists_every_licence
+
+
 # ---------------------------------------------------------------------------- on a database
+
+
+def test_a_literal_tab_or_newline_inside_a_string_is_data(engine: Engine) -> None:
+    """json.loads is strict by default and calls such a body not JSON; normalize is lenient."""
+    company = make_company(engine)
+    text = json.dumps(body([item("A", lic_scope="可承担@T相应@N等级工程")]), ensure_ascii=False)
+    text = text.replace("@T", "\t").replace("@N", "\n")
+    assert "\t" in text and "\n" in text
+    add_raw(engine, company, text, day(0))
+    report = normalize_pending(engine, shards=[0], run_id="r")
+    assert report.changes == {"added": 1}
+    assert licence(engine, "A")["lic_scope"] == "可承担\t相应\n等级工程"
+
+
+def test_nasty_values_in_every_item_field_never_stop_the_chunk(engine: Engine) -> None:
+    """One body whose items carry every hostile value in every field lands on both backends,
+    on a first run and on a rebuilding replay of the stored body."""
+    decodable = [v for v in NASTY if v != "9" * 5000]
+    items = [
+        _with(name, f"{PLACE}{name}-{n}", f"{name}-{n}")
+        for n in range(len(decodable))
+        for name in FIELDS
+    ]
+    text = json.dumps(body([*items, item("B")], total=None), ensure_ascii=False)
+    for n, value in enumerate(decodable):
+        for name in FIELDS:
+            text = text.replace(f'"{PLACE}{name}-{n}"', value)
+    company = make_company(engine)
+    add_raw(engine, company, text, day(0))
+    normalize_pending(engine, shards=[0], run_id="r")
+    first = digest(engine)
+    assert any(row[2] == "B" for row in first["licenses"])
+    renormalize(engine, shards=[0], run_id="replay", rebuild=True)
+    assert digest(engine) == first
 
 
 def test_implausible_updated_time_never_reaches_licences_versions_or_changes(
@@ -191,29 +385,29 @@ def test_hostile_bodies_leave_the_tables_as_a_clean_run_does(engine: Engine) -> 
         json.dumps(body([])),
         json.dumps(body([item("A\x00", issue_org="河南省住房和城乡建设厅\x00"), item("\x00B")])),
         '{"error_code":0,"result":{"items":[1,null,"x",[],{"lic_no":"Z"}]}}',
+        json.dumps(body([item("A\ud800", issue_org="\udfff河南省住房和城乡建设厅"), item("B")])),
+        json.dumps(body([item("A"), item("B")], total="①")),
+        json.dumps(body([item("A"), item("B")], error_code="²")),
     ]
     clean_days = [body([item("A"), item("B")]), body([item("A", "2025-06-01 00:00:00"), item("B")])]
 
-    poisoned = make_company(engine, name="毒公司")
-    add_raw(engine, poisoned, clean_days[0], day(0))
+    poisoned, clean = make_company(engine, name="毒公司"), make_company(engine, name="净公司")
+    for company in (poisoned, clean):
+        add_raw(engine, company, clean_days[0], day(0))
+    normalize_pending(engine, shards=[0], run_id="h0")
     for n, text in enumerate(hostile, start=1):
         add_raw(engine, poisoned, text, day(n))
         normalize_pending(engine, shards=[0], run_id=f"h{n}")
-    add_raw(engine, poisoned, clean_days[1], day(len(hostile) + 1))
+    for company in (poisoned, clean):
+        add_raw(engine, company, clean_days[1], day(len(hostile) + 1))
     normalize_pending(engine, shards=[0], run_id="clean")
-    poisoned_digest = _without_company_times(digest(engine))
-    assert _without_company_times(digest(engine)) == poisoned_digest
-    # a replay of everything reproduces it
+    after_run = digest(engine)
+    # the poisoned company's rows are those of the company that only saw the clean days
+    assert _rows_of(after_run, "毒公司") == _rows_of(after_run, "净公司")
+    assert _rows_of(after_run, "净公司")["licenses"]  # (not two empty sets)
+    # a replay of everything reproduces them
     renormalize(engine, shards=[0], run_id="replay", rebuild=True)
-    assert _without_company_times(digest(engine)) == poisoned_digest
-
-    with engine.begin() as conn:
-        conn.execute(sa.delete(License))
-    clean = make_company(engine, name="净公司")
-    add_raw(engine, clean, clean_days[0], day(0))
-    add_raw(engine, clean, clean_days[1], day(len(hostile) + 1))
-    normalize_pending(engine, shards=[0], run_id="only-clean")
-    assert _rows_of(digest(engine), "净公司") == _rows_of(poisoned_digest, "毒公司")
+    assert _without_company_times(digest(engine)) == _without_company_times(after_run)
 
 
 def _without_company_times(data: dict[str, list[tuple]]) -> dict[str, list[tuple]]:
