@@ -18,13 +18,10 @@ a naive client (sequential httpx calls, no limiter) measured in the same run on 
 
 from __future__ import annotations
 
-import multiprocessing
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,29 +33,10 @@ from pipelines.juhe.client import JuheClient
 from pipelines.juhe.fetcher import default_concurrency, fetch_companies
 from pipelines.juhe.ratelimit import SharedRateLimiter
 from pipelines.settings import Secret
-from tests.juhe.helpers import sandbox_companies
+from tests.juhe.helpers import cpu_hog, sandbox_companies
 
 NAIVE_SAMPLE = 60
 JITTER = {"net_delay_ms": 20.0, "net_delay_p99_ms": 120.0}
-
-
-def _spin() -> None:
-    while True:
-        pass
-
-
-@contextmanager
-def cpu_hog(processes: int = 2) -> Iterator[None]:
-    """Busy-loop processes beside the benchmark, as a loaded CI machine has."""
-    hogs = [multiprocessing.get_context("spawn").Process(target=_spin) for _ in range(processes)]
-    for hog in hogs:
-        hog.start()
-    try:
-        yield
-    finally:
-        for hog in hogs:
-            hog.kill()
-            hog.join()
 
 
 def _naive_rate(sandbox: SandboxServer, names: list[str]) -> float:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
@@ -11,6 +10,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from models import Base
+
+# Re-exported for the Dagster wiring; the escaping itself lives in pipelines.markdown (no Dagster).
+from pipelines.markdown import markdown_table as markdown_table
+from pipelines.markdown import markdown_text as markdown_text
 
 
 def column_schema(table_name: str) -> dg.TableSchema:
@@ -45,35 +48,6 @@ def table_definition_metadata(table_name: str) -> dict[str, Any]:
 def table_metadata(engine: Engine, table_name: str) -> dict[str, Any]:
     """The row count, under Dagster's standard key so the UI shows it."""
     return {"dagster/row_count": row_count(engine, table_name)}
-
-
-_MARKDOWN_SYNTAX = re.compile(r"[\\`*_\[\]<>~&|]")
-FORMULA_START = ("=", "+", "-", "@")
-
-
-def markdown_text(value: object) -> str:
-    """Text from a roster or the API (company names, file names, reasons quoting cells) for a
-    markdown cell, escaped as it is written out: whitespace flattened, markdown syntax
-    backslash-escaped (no link, image, HTML, emphasis or table break comes through), and a leading
-    `= + - @` prefixed with `'` so that a table copied into a spreadsheet shows text, not a
-    formula. The stored text is unchanged."""
-    text = " ".join(str(value).split())
-    if text.startswith(FORMULA_START):
-        text = "'" + text
-    return _MARKDOWN_SYNTAX.sub(r"\\\g<0>", text)
-
-
-def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    """A markdown table; every cell escaped with `markdown_text` (numbers are left as they are)."""
-
-    def cell(value: Any) -> str:
-        if value is None:
-            return ""
-        return str(value) if isinstance(value, int | float) else markdown_text(value)
-
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def counts_markdown(title: str, counts: Mapping[str, int]) -> str:

@@ -9,7 +9,6 @@ a given day is the same on SQLite and PostgreSQL and wherever it runs.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from pipelines.analytics.charts import CHANGE_TYPES, changes_chart, expiries_chart
 from pipelines.analytics.views import current_licenses, license_change_log
+from pipelines.markdown import markdown_text
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 SOONEST_LIMIT = 10
@@ -256,21 +256,9 @@ def _table_row(cells: Iterable[object]) -> str:
     return "| " + " | ".join(_cell(cell) for cell in cells) + " |"
 
 
-# Company names come from the roster and licence fields from the API: either may be hostile.
-_MARKDOWN_SYNTAX = re.compile(r"[\\`*_\[\]<>|~&]")
-_FORMULA_START = ("=", "+", "-", "@")
-
-
 def _cell(value: object) -> str:
-    """A markdown table cell, escaped here, at output (the database keeps the text as given).
-
-    Line breaks flattened; markdown syntax backslash-escaped, so a name cannot become a link, an
-    image, HTML, emphasis or a new column; a leading `= + - @` gets a `'` so that the table
-    pasted into a spreadsheet shows text, not a formula; blanks shown as a dash.
-    """
+    """A markdown table cell, escaped at output by `markdown_text` (company names come from the
+    roster, licence fields from the API: either may be hostile); blanks shown as a dash."""
     if value is None or value == "":
         return "–"
-    text = " ".join(str(value).split())
-    if text.startswith(_FORMULA_START):
-        text = "'" + text
-    return _MARKDOWN_SYNTAX.sub(r"\\\g<0>", text)
+    return markdown_text(value)
