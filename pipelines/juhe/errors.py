@@ -129,18 +129,12 @@ class JuheError(Exception):
 
 
 class JuheTransientError(JuheError):
-    """Worth retrying: network trouble, 5xx, a body that is not JSON, 2602xx/10014.
-    `body_text`: an HTTP 200 body that is not a JSON object (truncated, HTML), kept in
-    raw_responses; None when no body came or it was not a 200."""
+    """Worth retrying: network trouble, a non-200 status (5xx, an HTML error page), 2602xx/10014.
+    An HTTP 200 body that cannot be used is not transient: `JuheUnusableAnswerError`."""
 
     def __init__(
-        self,
-        code: int | None = None,
-        http_status: int | None = None,
-        detail: str = "",
-        body_text: str | None = None,
+        self, code: int | None = None, http_status: int | None = None, detail: str = ""
     ) -> None:
-        self.body_text = body_text
         super().__init__(code, ErrorClass.TRANSIENT, http_status, detail)
 
 

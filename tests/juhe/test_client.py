@@ -181,11 +181,12 @@ def test_html_502_is_transient_with_its_status() -> None:
 @pytest.mark.parametrize(
     "body", ['{"error_code": 0, "reason": "succ', "<html>oops</html>", "[1, 2]", ""]
 )
-def test_truncated_or_non_json_200_is_transient(body: str) -> None:
+def test_truncated_or_non_json_200_is_unusable_and_keeps_its_body(body: str) -> None:
+    # Not retried in the run: an HTTP 200 may have been billed (DESIGN "Hostile answers").
     client = client_answering(lambda request: httpx.Response(200, text=body))
-    with client, pytest.raises(JuheTransientError) as caught:
+    with client, pytest.raises(JuheUnusableAnswerError, match="not a JSON object") as caught:
         client.query("x")
-    assert caught.value.http_status == 200
+    assert caught.value.http_status == 200 and caught.value.body_text == body
 
 
 @pytest.mark.parametrize(
@@ -323,10 +324,15 @@ def test_a_body_that_never_ends_is_read_only_up_to_the_cap() -> None:
     assert len(caught.value.body_text) == 100_000  # the first bytes are kept
 
 
-def test_an_http_200_body_that_is_not_json_is_transient_and_carries_the_body() -> None:
-    with (
-        _answering('{"error_code":0,"result":{"ite') as client,
-        pytest.raises(JuheTransientError) as caught,
-    ):
-        client.query("x")
-    assert caught.value.body_text == '{"error_code":0,"result":{"ite'
+def test_lone_surrogates_are_stripped_from_reason_and_sign() -> None:
+    text = '{"error_code":10012,"reason":"o\\ud800k","sign":"s\\udfff","result":null}'
+    with _answering(text) as client:
+        response = client.query("x")
+    assert (response.reason, response.sign) == ("ok", "s")
+
+
+def test_a_server_echoing_the_key_gets_it_redacted_from_every_stored_text() -> None:
+    text = json.dumps({"error_code": 0, "reason": f"key={KEY_TEXT}", "result": {"items": []}})
+    with _answering(text) as client:
+        response = client.query("x")
+    assert KEY_TEXT not in response.body_text and KEY_TEXT not in (response.reason or "")
