@@ -18,6 +18,7 @@ from pipelines.jobs import refresh_job
 from pipelines.juhe.assets import NORMALIZED_TABLES
 from pipelines.partitions import range_tags
 from pipelines.resources import DatabaseResource
+from pipelines.roster.assets import roster_problem
 from pipelines.roster.reader import RosterFileError, RosterLimits, roster_sources
 from pipelines.roster.validate import load_roster
 from pipelines.settings import Settings
@@ -66,9 +67,10 @@ def roster_sensor(
     try:
         current = fingerprint(path)
     except RosterFileError as error:  # missing, or a folder without roster files
-        return dg.SkipReason(f"roster {path}: {error.problem}")
+        return dg.SkipReason(f"ROSTER_PATH: {roster_problem(error, path)}")
     except OSError as error:  # a file removed or locked while it was read: try at the next tick
-        return dg.SkipReason(f"roster {path} could not be read now: {error}")
+        why = error.strerror or type(error).__name__  # str(error) would repeat the path
+        return dg.SkipReason(f"the roster (ROSTER_PATH) could not be read now: {why}")
     previous = json.loads(context.cursor).get("fingerprint") if context.cursor else None
     if current == previous:
         return dg.SkipReason("roster unchanged")
@@ -77,7 +79,9 @@ def roster_sensor(
         shards = shards_needing_fetch(database, path, RosterLimits.from_settings(settings))
     except RosterFileError as error:
         # Still run the roster asset: it records the problem as a reject a person can read.
-        context.log.warning(f"roster {path} could not be read: {error}")
+        context.log.warning(
+            f"the roster (ROSTER_PATH) could not be read: {roster_problem(error, path)}"
+        )
         shards = []
     selection = [dg.AssetKey("company_roster")]
     tags = {"zizhi/trigger": "roster_sensor"}
