@@ -4,8 +4,9 @@ Anyone who reaches the Dagster UI (or its GraphQL API) can launch a run with any
 So deployment settings — where the data goes, where the key goes, how much may be spent — come
 from the environment only (`pipelines.settings`). A resource field that names a destination (the
 database URL, the juhe endpoint) shows the value the code location loaded, and a run whose config
-sets it to anything else is refused before it opens a connection; a field that bounds spending may
-only be narrowed. A run always uses the environment's destinations, whatever its config says.
+sets it to anything else is refused before it opens a connection; so is a field fixed in the code
+whose change would waste paid calls (the juhe timeouts). A field that bounds spending may only be
+narrowed. A run always uses the environment's destinations, whatever its config says.
 """
 
 from collections.abc import Collection, Mapping
@@ -52,17 +53,21 @@ def launch_config(context: dg.InitResourceContext) -> LaunchConfig:
     return LaunchConfig(keys[0], config if isinstance(config, Mapping) else {})
 
 
+def from_environment(variable: str) -> str:
+    return f"{variable} in the deployment's environment"
+
+
 def refuse_launch_changes(
     resource: dg.ConfigurableResource,
     launch: LaunchConfig,
     pinned: Mapping[str, tuple[str, Collection[object]]],
 ) -> None:
-    """Refuse a run whose config sets a `pinned` field (field → (variable, the environment's
-    value as written and as shown)) to anything else. An equal value changes nothing."""
+    """Refuse a run whose config sets a `pinned` field (field → (where its value comes from, the
+    values it may have: the environment's as written and as shown, or the code's)) to anything
+    else. An equal value changes nothing. The message never repeats the value asked for."""
     changed = [
-        f"{launch.path(name)} cannot be set when a run is launched: it comes only from "
-        f"{variable} in the deployment's environment"
-        for name, (variable, values) in pinned.items()
+        f"{launch.path(name)} cannot be set when a run is launched: it comes only from {origin}"
+        for name, (origin, values) in pinned.items()
         if launch.asks(name) and getattr(resource, name) not in values
     ]
     if changed:
@@ -84,7 +89,8 @@ class DatabaseResource(dg.ConfigurableResource):
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         settings = Settings.from_env()
         allowed = (settings.database_url, settings.shown_database_url)
-        refuse_launch_changes(self, launch_config(context), {"url": ("DATABASE_URL", allowed)})
+        pinned = {"url": (from_environment("DATABASE_URL"), allowed)}
+        refuse_launch_changes(self, launch_config(context), pinned)
 
     def resolved_url(self) -> str:
         return Settings.from_env().database_url

@@ -4,8 +4,10 @@ Deployment settings come from the environment only (`pipelines.settings`, rule i
 `pipelines.resources`): the endpoint (`JUHE_BASE_URL`), the key (`JUHE_API_KEY`), the QPS ceiling
 (`JUHE_QPS`) and the daily budget (`JUHE_DAILY_BUDGET`). The fields show what the code location
 loaded — the key only as the name of its variable — so the UI's resource page shows what a run
-uses. A run's config may lower `qps`, `daily_budget` and `max_attempts`, never raise them, and may
-not change `base_url` or `api_key`: such a run is refused before any request leaves.
+uses. A run's config may lower `qps`, `daily_budget` and `max_attempts`, never raise them, may ask
+for at most MAX_CONCURRENCY requests in flight, and may not change `base_url`, `api_key` or the
+timeouts (juhe bills a request it answered after we gave up on it: a tiny timeout buys every
+answer up to four times and records none): such a run is refused before any request leaves.
 """
 
 from collections.abc import Callable, Sequence
@@ -19,6 +21,7 @@ from sqlalchemy.engine import Engine
 from pipelines.juhe.client import JuheClient
 from pipelines.juhe.due import DueCompany
 from pipelines.juhe.fetcher import (
+    MAX_CONCURRENCY,
     FetchProgress,
     FetchReport,
     default_concurrency,
@@ -28,12 +31,19 @@ from pipelines.juhe.ratelimit import SharedRateLimiter
 from pipelines.resources import (
     LaunchConfig,
     LaunchConfigError,
+    from_environment,
     launch_config,
     refuse_launch_changes,
 )
 from pipelines.settings import DEFAULT_BASE_URL, Settings
 
 MAX_ATTEMPTS = 4
+CONNECT_TIMEOUT_S = 5.0
+READ_TIMEOUT_S = 15.0
+
+
+def fixed_in_code(seconds: float) -> str:
+    return f"zizhi's code ({seconds:g} s)"
 
 
 @dataclass(frozen=True)
@@ -48,8 +58,9 @@ class FetchLimits:
 class JuheResource(dg.ConfigurableResource):
     """Rate-limited, retrying access to ConLicByName.
 
-    Endpoint, key, QPS ceiling and daily budget come from the environment; the fields show the
-    values the code location loaded. A run may lower qps, daily_budget and max_attempts."""
+    Endpoint, key, QPS ceiling and daily budget come from the environment and the timeouts from
+    the code; the fields show the values the code location loaded. A run may lower qps,
+    daily_budget and max_attempts, and set concurrency up to MAX_CONCURRENCY."""
 
     api_key: str = Field(
         default=dg.EnvVar("JUHE_API_KEY"),
@@ -76,10 +87,21 @@ class JuheResource(dg.ConfigurableResource):
         description=f"HTTP attempts per company per run: {MAX_ATTEMPTS}, or fewer for one run",
     )
     concurrency: int = Field(
-        default=0, ge=0, description="requests in flight; 0: enough to hide latency"
+        default=0,
+        ge=0,
+        le=MAX_CONCURRENCY,
+        description=f"requests in flight, at most {MAX_CONCURRENCY}; 0: enough to hide latency",
     )
-    connect_timeout: float = Field(default=5.0, gt=0)
-    read_timeout: float = Field(default=15.0, gt=0)
+    connect_timeout: float = Field(
+        default=CONNECT_TIMEOUT_S,
+        gt=0,
+        description="seconds to connect (read-only: setting it at launch is refused)",
+    )
+    read_timeout: float = Field(
+        default=READ_TIMEOUT_S,
+        gt=0,
+        description="seconds to wait for an answer (read-only: setting it at launch is refused)",
+    )
 
     @field_serializer("api_key")
     def _hide_api_key(self, _value: str) -> str:
@@ -93,8 +115,10 @@ class JuheResource(dg.ConfigurableResource):
             self,
             launch,
             {
-                "base_url": ("JUHE_BASE_URL", [settings.juhe_base_url]),
-                "api_key": ("JUHE_API_KEY", [key]),
+                "base_url": (from_environment("JUHE_BASE_URL"), [settings.juhe_base_url]),
+                "api_key": (from_environment("JUHE_API_KEY"), [key]),
+                "connect_timeout": (fixed_in_code(CONNECT_TIMEOUT_S), [CONNECT_TIMEOUT_S]),
+                "read_timeout": (fixed_in_code(READ_TIMEOUT_S), [READ_TIMEOUT_S]),
             },
         )
         self.limits(settings, launch)

@@ -25,6 +25,7 @@ from dagster_graphql.test.utils import (
 from juhe_sandbox.server import SandboxServer
 from pipelines.db import PROJECT_ROOT
 from pipelines.definitions import defs, deployment_resources
+from pipelines.juhe.fetcher import MAX_CONCURRENCY
 from pipelines.partitions import range_tags
 from pipelines.settings import Settings
 from tests.dagster.helpers import counts, write_roster
@@ -74,6 +75,10 @@ def juhe_overrides(elsewhere: SandboxServer) -> dict[str, tuple[dict[str, Any], 
         "key from another variable": ({"api_key": {"env": "OTHER_KEY"}}, "JUHE_API_KEY"),
         "higher QPS": ({"qps": 1000}, "JUHE_QPS"),
         "more attempts": ({"max_attempts": 9}, "max_attempts"),
+        # juhe bills an answer we stopped waiting for: a tiny timeout buys each one 4 times
+        "tiny read timeout": ({"read_timeout": 0.01}, "read_timeout"),
+        "tiny connect timeout": ({"connect_timeout": 0.001}, "connect_timeout"),
+        "longer read timeout": ({"read_timeout": 600}, "read_timeout"),
     }
 
 
@@ -104,6 +109,9 @@ def refusal(result: dg.ExecuteInProcessResult) -> str:
         "key from another variable",
         "higher QPS",
         "more attempts",
+        "tiny read timeout",
+        "tiny connect timeout",
+        "longer read timeout",
     ],
 )
 def test_a_run_config_cannot_redirect_the_key_or_widen_the_limits(
@@ -133,6 +141,18 @@ def test_a_run_config_cannot_raise_the_daily_budget(
     assert deployment.stats()["requests"] == 0
 
 
+@pytest.mark.parametrize("concurrency", [65, 5000])
+def test_a_run_config_cannot_start_more_than_max_concurrency_workers(
+    engine: sa.Engine, deployment: SandboxServer, concurrency: int
+) -> None:
+    result = launch({"resources": {"juhe": {"config": {"concurrency": concurrency}}}})
+    assert not result.success
+    said = refusal(result)
+    assert "concurrency" in said and f"less than or equal to {MAX_CONCURRENCY}" in said
+    assert deployment.stats()["requests"] == 0
+    assert counts(engine, "companies")["companies"] == 0
+
+
 def test_a_run_config_cannot_swap_the_database(
     engine: sa.Engine, deployment: SandboxServer, tmp_path: Path
 ) -> None:
@@ -157,8 +177,17 @@ def test_a_run_config_may_narrow_the_limits(engine: sa.Engine, deployment: Sandb
 def test_a_run_config_may_lower_the_attempts(
     engine: sa.Engine, deployment: SandboxServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Also: up to MAX_CONCURRENCY in flight, and the timeouts set to what they are (an equal
+    value changes nothing)."""
     deployment.configure(faults={"10014": 1.0})  # every answer is transient
-    launch({"resources": {"juhe": {"config": {"max_attempts": 1}}}})
+    config = {
+        "max_attempts": 1,
+        "concurrency": MAX_CONCURRENCY,
+        "read_timeout": 15,
+        "connect_timeout": 5.0,
+    }
+    result = launch({"resources": {"juhe": {"config": config}}})
+    assert "cannot be set" not in refusal(result)
     assert deployment.stats()["requests"] == 8  # one attempt per company, not four
 
 
