@@ -9,6 +9,7 @@ a POST body, and only encrypted unless it is this host (the sandbox) or the user
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -189,6 +190,8 @@ def _number(name: str, default: float, *, minimum: float = 0.0) -> float:
         value = float(raw)
     except ValueError:
         raise SettingsError(f"{name}={raw!r} is not a number") from None
+    if not math.isfinite(value):  # nan passes every comparison; inf overflows int()
+        raise SettingsError(f"{name}={raw!r} must be a finite number")
     if value < minimum:
         raise SettingsError(f"{name}={raw!r} must be at least {minimum:g}")
     return value
@@ -272,7 +275,7 @@ class Settings:
             juhe_allow_insecure_http=_flag(INSECURE_HTTP_VARIABLE),
             juhe_api_key=Secret(env.get("JUHE_API_KEY", "").strip()),
             juhe_qps=_number("JUHE_QPS", 10.0, minimum=0.1),
-            juhe_daily_budget=int(_number("JUHE_DAILY_BUDGET", 0, minimum=1)) if budget else None,
+            juhe_daily_budget=_whole_number("JUHE_DAILY_BUDGET", 1) if budget else None,
             juhe_price_per_call=_number("JUHE_PRICE_PER_CALL", 0.0),
             juhe_rate_margin_ms=_bounded_whole("JUHE_RATE_MARGIN_MS", 0, 0, MAX_RATE_MARGIN_MS)
             if env.get("JUHE_RATE_MARGIN_MS", "").strip()

@@ -147,3 +147,38 @@ def test_an_out_of_range_fetch_limit_names_the_variable_and_the_value(
     env.setenv(variable, value)
     with pytest.raises(SettingsError, match=variable):
         Settings.from_env()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "said"),
+    [
+        ("JUHE_QPS", "nan", "must be a finite number"),
+        ("JUHE_QPS", "NaN", "must be a finite number"),
+        ("JUHE_QPS", "inf", "must be a finite number"),
+        ("JUHE_QPS", "1e400", "must be a finite number"),
+        ("JUHE_REQUEST_DEADLINE_S", "inf", "must be a finite number"),
+        ("JUHE_REQUEST_DEADLINE_S", "nan", "must be a finite number"),
+        ("JUHE_PRICE_PER_CALL", "nan", "must be a finite number"),
+        ("ZIZHI_REFRESH_INTERVAL_DAYS", "-inf", "must be a finite number"),
+        ("JUHE_DAILY_BUDGET", "inf", "must be a finite number"),
+        ("JUHE_DAILY_BUDGET", "nan", "must be a finite number"),
+        ("JUHE_DAILY_BUDGET", "2.7", "must be a whole number"),
+        ("JUHE_DAILY_BUDGET", "0", "must be at least 1"),
+    ],
+)
+def test_a_number_that_is_not_a_finite_value_of_its_kind_is_refused_naming_it(
+    env: pytest.MonkeyPatch, variable: str, value: str, said: str
+) -> None:
+    """nan passes every comparison, inf overflows int(), 2.7 calls are not a budget: each is a
+    SettingsError naming the variable (the CLI's exit 2), never a traceback or a silent change."""
+    env.setenv(variable, value)
+    with pytest.raises(SettingsError, match=f"^{variable}='{value}' {said}$"):
+        Settings.from_env()
+
+
+@pytest.mark.parametrize(("value", "budget"), [("3", 3), (" 40 ", 40), ("2.0", 2), ("", None)])
+def test_the_daily_budget_is_a_whole_number_of_calls(
+    env: pytest.MonkeyPatch, value: str, budget: int | None
+) -> None:
+    env.setenv("JUHE_DAILY_BUDGET", value)
+    assert Settings.from_env().juhe_daily_budget == budget
