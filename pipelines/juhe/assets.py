@@ -90,8 +90,9 @@ def qualification_responses(
     engine = database.get_engine()
     shards = shards_of_keys(context.partition_keys)
     interval = refresh_interval()
+    selected_at = utcnow()  # another run's attempt after this is not bought again (claims.py)
     due = select_due(
-        engine, shards=shards, now=utcnow(), refresh_interval=interval, force=config.force
+        engine, shards=shards, now=selected_at, refresh_interval=interval, force=config.force
     )
     context.log.info(f"{len(due)} companies due in {len(shards)} shard(s)")
 
@@ -99,7 +100,12 @@ def qualification_responses(
         context.log.info(p.describe())
 
     report = juhe.fetch(
-        engine, database.resolved_url(), due, run_id=context.run.run_id, progress=progress
+        engine,
+        database.resolved_url(),
+        due,
+        run_id=context.run.run_id,
+        progress=progress,
+        selected_at=selected_at,
     )
     remaining = count_due(engine, shards=shards, now=utcnow(), refresh_interval=interval)
     metadata = fetch_metadata(report, remaining_due=remaining)

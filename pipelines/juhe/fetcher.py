@@ -214,20 +214,23 @@ class _Run:
         self.selected_at = selected_at
         self._done = 0
         self._last_progress = self.started
-        self._stop = threading.Event()
+        self._stop = threading.Event()  # no request may start or leave any more
+        self._spent = threading.Event()  # the budget is spent: no new one may start
         self._lock = threading.Lock()
 
     # -- stopping -------------------------------------------------------------------------
     def halted(self) -> bool:
         if self.cancel is not None and self.cancel.is_set() and not self._stop.is_set():
             self.halt("cancelled", None)
-        return self._stop.is_set()
+        return self._stop.is_set() or self._spent.is_set()
 
     def halt(self, kind: str, code: int | None) -> None:
+        """Stop: no new request starts. A budget stop lets the requests that already hold a
+        budget unit leave; every other stop holds them too."""
         with self._lock:
             if self.report.stopped_by is None:
                 self.report.stopped_by, self.report.stop_code = kind, code
-            self._stop.set()
+            (self._spent if kind == "budget" else self._stop).set()
 
     def pause(self, seconds: float) -> None:
         """Backoff sleep in slices, so a stop does not wait for the longest backoff."""
@@ -248,7 +251,7 @@ class _Run:
             raise _Halted
         try:
             slot = self.limiter.acquire()
-            if self._stop.is_set():
+            if self._stop.is_set():  # quota, maintenance, a key error, a cancel: hold it
                 raise _Halted
         except BaseException:
             if self.budget is not None:

@@ -10,6 +10,7 @@ timeouts (juhe bills a request it answered after we gave up on it: a tiny timeou
 answer up to four times and records none): such a run is refused before any request leaves.
 """
 
+import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Optional
@@ -153,7 +154,9 @@ class JuheResource(dg.ConfigurableResource):
         *,
         run_id: str,
         progress: Callable[[FetchProgress], None] | None = None,
+        selected_at: dt.datetime | None = None,
     ) -> FetchReport:
+        """Fetch `companies`, found due at `selected_at` (see `fetch_companies`)."""
         settings = Settings.from_env()
         limits = self.limits(settings, launch_config(self.get_resource_context()))
         log = dg.get_dagster_logger()
@@ -189,4 +192,5 @@ class JuheResource(dg.ConfigurableResource):
                 daily_budget=limits.daily_budget,
                 price_per_call=settings.juhe_price_per_call,
                 progress=progress,
+                selected_at=selected_at,
             )
