@@ -151,34 +151,16 @@ def land_response(
     fetched_at: dt.datetime | None = None,
 ) -> int:
     """Ledger row + raw body + the company's new fetch state, in one transaction; the raw id."""
-    status = _LANDED_STATUS[response.error_class]
     fetched_at = fetched_at or dt.datetime.now(dt.UTC)
-    with write_lock(engine), engine.begin() as conn:
-        call_id = record_call(conn, call)
-        raw_id = _insert_raw(
-            conn,
-            company_id,
-            call_id,
-            query,
-            fetched_at,
-            run_id,
-            error_code=response.error_code,
-            reason=response.reason,
-            sign=response.sign,
-            body=response.body_text,
-        )
-        conn.execute(
-            sa.update(Company)
-            .where(Company.id == company_id)
-            .values(
-                fetch_status=status,
-                last_fetched_at=fetched_at,
-                last_attempt_at=fetched_at,
-                last_error_code=response.error_code,
-                consecutive_failures=0,
-            )
-        )
-    return int(raw_id)
+    state = {
+        "fetch_status": _LANDED_STATUS[response.error_class],
+        "last_fetched_at": fetched_at,
+        "last_attempt_at": fetched_at,
+        "last_error_code": response.error_code,
+        "consecutive_failures": 0,
+    }
+    body = (response.error_code, response.reason, response.sign, response.body_text)
+    return _land(engine, company_id, query, call, run_id, fetched_at, body, state)
 
 
 def land_unusable(
@@ -193,6 +175,29 @@ def land_unusable(
 ) -> int:
     """Ledger row + raw body of an unusable answer + the company `failed`, in one transaction."""
     fetched_at = fetched_at or dt.datetime.now(dt.UTC)
+    state = {
+        "fetch_status": "failed",
+        "last_attempt_at": fetched_at,
+        "last_error_code": error.code,
+        "consecutive_failures": Company.consecutive_failures + 1,
+    }
+    body = (error.code, error.reason, error.sign, error.body_text)
+    return _land(engine, company_id, query, call, run_id, fetched_at, body, state)
+
+
+def _land(
+    engine: Engine,
+    company_id: int,
+    query: str,
+    call: CallRecord,
+    run_id: str | None,
+    fetched_at: dt.datetime,
+    body: tuple[int | None, str | None, str | None, str],
+    state: dict[str, object],
+) -> int:
+    """The ledger row, the raw body (error_code, reason, sign, text) and the company's new
+    state, in one transaction; the raw id."""
+    error_code, reason, sign, text = body
     with write_lock(engine), engine.begin() as conn:
         call_id = record_call(conn, call)
         raw_id = _insert_raw(
@@ -202,21 +207,12 @@ def land_unusable(
             query,
             fetched_at,
             run_id,
-            error_code=error.code,
-            reason=error.reason,
-            sign=error.sign,
-            body=error.body_text,
+            error_code=error_code,
+            reason=reason,
+            sign=sign,
+            body=text,
         )
-        conn.execute(
-            sa.update(Company)
-            .where(Company.id == company_id)
-            .values(
-                fetch_status="failed",
-                last_attempt_at=fetched_at,
-                last_error_code=error.code,
-                consecutive_failures=Company.consecutive_failures + 1,
-            )
-        )
+        conn.execute(sa.update(Company).where(Company.id == company_id).values(**state))
     return raw_id
 
 
