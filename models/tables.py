@@ -73,6 +73,10 @@ class Company(TimestampMixin, Base):
     # sha256 fold of PARSER_VERSION and the body_sha256 of every raw response applied, in
     # (fetched_at, id) order; a replay skips the company while it matches (normalize/fingerprint).
     normalized_fingerprint: Mapped[Optional[str]] = mapped_column(String(64))
+    # fold([body_sha256]) of the newest raw response while the current licences are exactly its
+    # items (NULL otherwise): a later identical answer only moves presence times, so it is
+    # applied without parsing (normalize/settled).
+    settled_fingerprint: Mapped[Optional[str]] = mapped_column(String(64))
 
 
 class License(Base):

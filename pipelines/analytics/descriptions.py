@@ -59,6 +59,8 @@ COLUMN_DOCS: dict[str, dict[str, str]] = {
         "replays infer no removals.",
         "normalized_fingerprint": "sha256 fold of the parser version and the applied raw "
         "responses' hashes; a replay skips the company when it is unchanged.",
+        "settled_fingerprint": "Set while the current licences are exactly the newest answer's "
+        "items: a later byte-identical answer is then applied without parsing.",
         "created_at": "When the row was created.",
         "updated_at": "When the row was last changed.",
     },

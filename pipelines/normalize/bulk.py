@@ -25,15 +25,18 @@ def is_postgres(conn: Connection) -> bool:
     return conn.dialect.name == "postgresql"
 
 
-def begin_locked(conn: Connection, shard: int) -> None:
-    """Start the chunk transaction holding the shard's write lock until it ends.
+def begin_locked(conn: Connection, *shards: int) -> None:
+    """Start the chunk transaction holding the shards' write locks until it ends.
 
     PostgreSQL: a transaction-scoped advisory lock per shard, so two runs normalizing the same
-    shard take turns chunk by chunk. SQLite: BEGIN IMMEDIATE takes the database write lock now,
-    before the chunk reads its state, so no other writer can slip in between read and write.
+    shard take turns chunk by chunk; several are taken in the order given (give them sorted:
+    two transactions that each want several then never wait for each other in a cycle).
+    SQLite: BEGIN IMMEDIATE takes the database write lock now, before the chunk reads its
+    state, so no other writer can slip in between read and write.
     """
     if is_postgres(conn):
-        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(LOCK_NAMESPACE, shard)))
+        for shard in shards:
+            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(LOCK_NAMESPACE, shard)))
     else:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 

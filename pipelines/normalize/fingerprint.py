@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Iterator
+from functools import lru_cache
 
 # Bump whenever parsing or change tracking would turn the same bodies into different rows
 # (a parsing fix, a new rule, another content hash): every stored fingerprint then differs,
@@ -24,12 +25,23 @@ PARSER_VERSION = "2026-11-29.2"  # .2: surrogates stripped, lenient JSON, robust
 
 def initial() -> str:
     """fp_0: the fingerprint of a company no raw response was applied to."""
-    return hashlib.sha256(PARSER_VERSION.encode()).hexdigest()
+    return _initial(PARSER_VERSION)
+
+
+@lru_cache(maxsize=4)
+def _initial(parser_version: str) -> str:
+    return hashlib.sha256(parser_version.encode()).hexdigest()
 
 
 def step(fingerprint: str, body_sha256: str) -> str:
     """fp_i from fp_{i-1} and the next response's body_sha256."""
     return hashlib.sha256((fingerprint + body_sha256).encode()).hexdigest()
+
+
+def settled(body_sha256: str) -> str:
+    """A company's ``settled_fingerprint`` when this body settles it: the fold of that one
+    response, so a parser version change unsettles every company (normalize/settled)."""
+    return step(initial(), body_sha256)
 
 
 def fold(body_hashes: Iterable[str]) -> str:

@@ -22,6 +22,8 @@ class NormalizeReport:
     """
 
     responses: int = 0
+    # of which applied by the identical-answer shortcut, without parsing (normalize/settled)
+    responses_unchanged: int = 0
     by_status: Counter[str] = field(default_factory=Counter)
     rows_inserted: Counter[str] = field(default_factory=Counter)
     rows_updated: Counter[str] = field(default_factory=Counter)

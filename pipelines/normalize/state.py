@@ -59,6 +59,7 @@ def _stored_license(row: sa.Row[Any]) -> LicenseState:
 class StoredCompany:
     last_response_at: dt.datetime | None
     license_count: int
+    settled_fingerprint: str | None
     licences: dict[tuple[str, str], Any] = field(default_factory=dict)  # rows of `licenses`
 
 
@@ -68,12 +69,17 @@ def load_stored(conn: Connection, company_ids: Sequence[int]) -> dict[int, Store
     lic = License.__table__.c
     for part in slices(company_ids):
         rows = conn.execute(
-            sa.select(Company.id, Company.last_response_at, Company.license_count).where(
-                Company.id.in_(part)
-            )
+            sa.select(
+                Company.id,
+                Company.last_response_at,
+                Company.license_count,
+                Company.settled_fingerprint,
+            ).where(Company.id.in_(part))
         )
         for row in rows:
-            companies[row.id] = StoredCompany(row.last_response_at, row.license_count)
+            companies[row.id] = StoredCompany(
+                row.last_response_at, row.license_count, row.settled_fingerprint
+            )
         licences = conn.execute(
             sa.select(
                 lic.id,
@@ -94,6 +100,7 @@ def load_stored(conn: Connection, company_ids: Sequence[int]) -> dict[int, Store
 
 def _company_state(company_id: int, stored: StoredCompany) -> CompanyState:
     state = CompanyState(company_id, stored.last_response_at, stored.license_count)
+    state.settled_fingerprint = stored.settled_fingerprint
     state.licenses = {key: _stored_license(row) for key, row in stored.licences.items()}
     return state
 

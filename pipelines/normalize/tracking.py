@@ -91,6 +91,7 @@ class CompanyState:
     license_count: int
     licenses: dict[tuple[str, str], LicenseState] = field(default_factory=dict)
     stored: tuple[dt.datetime | None, int] | None = None
+    settled_fingerprint: str | None = None  # as stored (normalize/settled)
 
     def __post_init__(self) -> None:
         if self.stored is None:
@@ -268,6 +269,35 @@ def apply_response(company: CompanyState, response: ResponseInput, log: Tracking
                 log.changes.append(_event(lic, "removed", response))
     if changes_presence:
         company.last_response_at = response.fetched_at
+
+
+def settles(company: CompanyState, response: ResponseInput) -> bool:
+    """True when, after applying it, the company's current licences are exactly this
+    response's items as their current versions, it set ``last_response_at`` and parsing it
+    noticed nothing. Applying the same body again, fetched later, then only moves
+    ``last_seen_at`` of the current licences and ``last_response_at`` — the identical-answer
+    shortcut's precondition (normalize/settled)."""
+    parsed, issues = response.parsed, response.parsed.issues
+    if not parsed.is_presence_evidence or company.last_response_at != response.fetched_at:
+        return False
+    if (
+        issues.drift
+        or issues.unparseable
+        or issues.missing_required
+        or issues.implausible
+        or issues.empty_success
+        or issues.problem is not None
+    ):
+        return False
+    current = {key: lic for key, lic in company.licenses.items() if lic.removed_at is None}
+    keys = [record.key for record in parsed.items]
+    if len(keys) != len(current) or set(keys) != current.keys():
+        return False
+    return all(
+        current[record.key].current.content_hash == record.content_hash
+        and current[record.key].current.valid_from == record.version_time
+        for record in parsed.items
+    )
 
 
 class StoredLicence(Protocol):

@@ -12,6 +12,9 @@ A raw body whose fetch refused it as unusable (its `api_calls.detail` starts wit
 answers") is read as an ``invalid`` response whatever it holds, so a replay applies exactly what
 the first normalization applied: nothing.
 
+Before the chunks, the pending responses of *settled* companies that are byte-identical to the
+answer that settled them — most of a nightly — are applied set-based without parsing (`settled`).
+
 Each chunk also stores every one of its companies' normalized fingerprint (`fingerprint`: a fold
 over the hashes of all its raw responses, read in the same statement as the bodies), so a replay
 without rebuild can skip the companies whose fingerprint still matches after reading only
@@ -34,7 +37,7 @@ from models import Company, License, LicenseChange, LicenseName, LicenseVersion,
 from models.base import utcnow
 from models.tables import ApiCall
 from pipelines.juhe.errors import UNUSABLE_DETAIL_PREFIX
-from pipelines.normalize import bulk, fingerprint
+from pipelines.normalize import bulk, fingerprint, settled
 from pipelines.normalize.parsing import grade_of, parse_response, refused_response
 from pipelines.normalize.report import NormalizeReport
 from pipelines.normalize.state import load_chunk_state
@@ -45,6 +48,7 @@ from pipelines.normalize.tracking import (
     ResponseInput,
     TrackingLog,
     apply_response,
+    settles,
 )
 from pipelines.shards import SHARD_COUNT
 
@@ -105,12 +109,15 @@ def normalize_pending(
     run_id: str,
     chunk_size: int = 2000,
     workers: int | None = None,
+    shortcut: bool = True,
 ) -> NormalizeReport:
     """Apply every raw response not yet normalized (``normalized_at`` null) of these shards.
 
     ``workers``: processes that apply chunks side by side (`parallel`); None = the
-    ZIZHI_NORMALIZE_WORKERS setting for a large run, one process for a small one."""
-    return _run(engine, shards, run_id, chunk_size, workers, pending_only=True)
+    ZIZHI_NORMALIZE_WORKERS setting for a large run, one process for a small one.
+    ``shortcut=False`` parses every response, even those a settled company's identical answer
+    would skip (`settled`): the same tables, slower — what the tests compare the shortcut to."""
+    return _run(engine, shards, run_id, chunk_size, workers, pending_only=True, shortcut=shortcut)
 
 
 def renormalize(
@@ -159,7 +166,12 @@ def _wipe(engine: Engine, shards: list[int]) -> None:
             conn.execute(
                 sa.update(Company)
                 .where(Company.shard == shard)
-                .values(last_response_at=None, license_count=0, normalized_fingerprint=None)
+                .values(
+                    last_response_at=None,
+                    license_count=0,
+                    normalized_fingerprint=None,
+                    settled_fingerprint=None,
+                )
             )
             conn.commit()
 
@@ -173,6 +185,7 @@ def _run(
     *,
     pending_only: bool,
     skip_matching: bool = False,
+    shortcut: bool = False,
 ) -> NormalizeReport:
     from pipelines.normalize import parallel  # it imports this module
 
@@ -180,6 +193,13 @@ def _run(
     report = NormalizeReport()
     if skip_matching:
         plan = _plan_unmatched(engine, _shard_list(shards), report)
+    elif shortcut:
+        plan, found = _plan_pending(engine, _shard_list(shards))
+        if not settled.apply_shortcuts(engine, found, report):
+            for item in found:  # another run moved some: the full path re-reads under lock
+                plan.setdefault(item.shard, []).append((item.company_id, len(item.raw_ids)))
+            for companies in plan.values():
+                companies.sort()
     else:
         plan = _plan(engine, _shard_list(shards), pending_only)
     chunks = [
@@ -220,6 +240,23 @@ def _plan(
         for shard, company_id, count in conn.execute(query):
             plan.setdefault(shard, []).append((company_id, count))
     return plan
+
+
+def _plan_pending(
+    engine: Engine, shards: list[int]
+) -> tuple[dict[int, list[tuple[int, int]]], list[settled.Shortcut]]:
+    """`_plan` of the pending responses without the companies the identical-answer shortcut
+    applies (returned apart): one query, hashes and times only, no lock."""
+    plan: dict[int, list[tuple[int, int]]] = {}
+    found: list[settled.Shortcut] = []
+    with engine.connect() as conn:
+        for own in settled.by_company(settled.pending_rows(conn, shards)):
+            item = settled.shortcut(own)
+            if item is not None:
+                found.append(item)
+            else:
+                plan.setdefault(own[0].shard, []).append((own[0].company_id, len(own)))
+    return plan, found
 
 
 def _plan_unmatched(
@@ -274,11 +311,12 @@ def _chunks(plan: list[tuple[int, int]], chunk_size: int) -> Iterator[list[int]]
 
 def _read_responses(
     conn: Connection, company_ids: list[int], pending_only: bool, report: NormalizeReport
-) -> tuple[list[ResponseInput], list[int], dict[int, str]]:
+) -> tuple[list[ResponseInput], list[int], dict[int, str], dict[int, tuple[int, str]]]:
     """The chunk's raw responses, parsed, in (company, fetched_at, id) order — read under lock —
-    the ids of those not yet marked normalized, and each company's fingerprint over ALL its
-    raw responses (same statement, so exactly the rows this chunk saw). With ``pending_only``
-    the bodies of responses already normalized are not read."""
+    the ids of those not yet marked normalized, each company's fingerprint over ALL its raw
+    responses (same statement, so exactly the rows this chunk saw) and its newest response
+    (id, body_sha256) in that order. With ``pending_only`` the bodies of responses already
+    normalized are not read."""
     raw = RawResponse.__table__.c
     body = (
         sa.case((raw.normalized_at.is_(None), raw.body), else_=sa.null())
@@ -303,11 +341,13 @@ def _read_responses(
     )
     responses, pending = [], []
     fingerprints: dict[int, str] = {}
+    newest: dict[int, tuple[int, str]] = {}
     start = fingerprint.initial()
     for row in conn.execute(query):
         fingerprints[row.company_id] = fingerprint.step(
             fingerprints.get(row.company_id, start), row.body_sha256
         )
+        newest[row.company_id] = (row.id, row.body_sha256)
         if pending_only and row.normalized_at is not None:
             continue
         if row.refused:
@@ -318,7 +358,7 @@ def _read_responses(
         responses.append(ResponseInput(row.id, row.company_id, row.fetched_at, parsed))
         if row.normalized_at is None:
             pending.append(row.id)
-    return responses, pending, fingerprints
+    return responses, pending, fingerprints, newest
 
 
 def _aware(moment: dt.datetime) -> dt.datetime:
@@ -347,8 +387,33 @@ class ChunkWork:
     responses: list[ResponseInput]
     pending: list[int]
     fingerprints: dict[int, str]
+    newest: dict[int, tuple[int, str]]  # (raw id, body_sha256) of each company's newest response
     companies: dict[int, CompanyState]
     log: TrackingLog
+
+    def settled_fingerprints(self) -> dict[int, str | None]:
+        """Every read company's ``settled_fingerprint`` after this chunk: `settled` of its
+        newest response when the chunk applied that response last and it `settles` the
+        company; None otherwise, and None for a company the chunk skipped as a no-op whose
+        responses changed (its newest response may no longer be the settling one). A no-op
+        company without new responses is left out: it keeps what it has."""
+        last: dict[int, ResponseInput] = {r.company_id: r for r in self.responses}
+        result: dict[int, str | None] = {}
+        for company_id, (raw_id, body_sha256) in self.newest.items():
+            company = self.companies.get(company_id)
+            response = last.get(company_id)
+            if company is None:
+                if response is not None:
+                    result[company_id] = None
+            elif (
+                response is not None
+                and response.raw_response_id == raw_id
+                and settles(company, response)
+            ):
+                result[company_id] = fingerprint.settled(body_sha256)
+            else:
+                result[company_id] = None
+        return result
 
 
 def compute_chunk(
@@ -356,7 +421,9 @@ def compute_chunk(
 ) -> ChunkWork | None:
     """Read the chunk's raw responses and stored state and apply them in memory (no write);
     None when none of the chunk's responses is left to apply."""
-    responses, pending, fingerprints = _read_responses(conn, company_ids, pending_only, report)
+    responses, pending, fingerprints, newest = _read_responses(
+        conn, company_ids, pending_only, report
+    )
     if not responses:
         return None
     companies = load_chunk_state(conn, responses)
@@ -364,14 +431,16 @@ def compute_chunk(
     for response in responses:
         if response.company_id in companies:
             apply_response(companies[response.company_id], response, log)
-    return ChunkWork(responses, pending, fingerprints, companies, log)
+    return ChunkWork(responses, pending, fingerprints, newest, companies, log)
 
 
 def write_chunk(conn: Connection, work: ChunkWork, run_id: str, report: NormalizeReport) -> None:
     """Write an applied chunk; the caller holds the shard's lock and commits."""
     stale = _stale_fingerprints(conn, work.fingerprints)
     _write(conn, work.companies, work.log, run_id, report)
-    _write_companies(conn, work.companies, work.fingerprints, stale, report)
+    _write_companies(
+        conn, work.companies, work.fingerprints, work.settled_fingerprints(), stale, report
+    )
     _mark_normalized(conn, work.pending, report)
     report.anomalies.extend(work.log.anomalies)
     report.changes.update(change.change_type for change in work.log.changes)
@@ -538,31 +607,42 @@ def _write_companies(
     conn: Connection,
     companies: dict[int, CompanyState],
     fingerprints: dict[int, str],
+    settled_fps: dict[int, str | None],
     stale: set[int],
     report: NormalizeReport,
 ) -> None:
-    """The chunk's company rows: the changed ones with their new fingerprint in the same
-    statement, then the fingerprint alone where only it is stale."""
+    """The chunk's company rows: the changed ones with their new fingerprints in the same
+    statement, then the fingerprints alone where only they are stale."""
     now = utcnow()
     rows = [
-        (c.id, c.last_response_at, c.license_count, fingerprints[c.id], now)
+        (c.id, c.last_response_at, c.license_count, fingerprints[c.id], settled_fps[c.id], now)
         for c in companies.values()
-        if c.refresh_count()
+        if c.refresh_count() | (settled_fps[c.id] != c.settled_fingerprint)
     ]
     report.rows_updated["companies"] += bulk.update_rows(
         conn,
         COMPANIES,
         ["id"],
-        ["last_response_at", "license_count", "normalized_fingerprint", "updated_at"],
+        [
+            "last_response_at",
+            "license_count",
+            "normalized_fingerprint",
+            "settled_fingerprint",
+            "updated_at",
+        ],
         rows,
     )
     written = {row[0] for row in rows}
+    unsettled = {cid for cid, fp in settled_fps.items() if fp is None and cid not in companies}
     report.rows_updated["companies"] += bulk.update_rows(
         conn,
         COMPANIES,
         ["id"],
-        ["normalized_fingerprint", "updated_at"],
-        [(cid, fingerprints[cid], now) for cid in sorted(stale - written)],
+        ["normalized_fingerprint", "settled_fingerprint", "updated_at"],
+        [
+            (cid, fingerprints[cid], settled_fps.get(cid), now)
+            for cid in sorted((stale | unsettled) - written)
+        ],
     )
 
 

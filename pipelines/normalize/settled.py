@@ -1,0 +1,212 @@
+"""The identical-answer shortcut: a nightly's unchanged answers cost a hash comparison.
+
+Almost every answer of a nightly is byte-identical to the company's previous one. Through the
+tracker such an answer changes nothing but presence times — every item is already the current
+version of its licence, nothing is added, removed or restored. So when the company is
+*settled* (``companies.settled_fingerprint`` holds ``fingerprint.settled`` of its newest raw
+response, which the full path stores only when `tracking.settles` holds: the current licences are
+exactly that answer's items, as their current versions, and parsing it noticed nothing), its
+pending responses are applied without reading a body when every one of them
+
+- has a body that folds to the settled fingerprint (same bytes, same parser version),
+- was fetched after ``last_response_at`` (so it is the newest answer and sorts after every
+  response already folded into ``normalized_fingerprint``), and
+- was not refused at fetch (a refused body is read as invalid whatever it holds).
+
+The plan reads the pending responses' hashes and times once, without a lock. Then one
+transaction holding the locks of every shard concerned writes all the shortcuts with three
+set-based statements:
+
+    companies      last_response_at = the newest pending fetched_at, normalized_fingerprint =
+                   the fold continued — only where the fingerprint is still the one read
+    raw_responses  normalized_at = now — only where it is still null
+    licenses       last_seen_at = the newest pending fetched_at, for the current licences
+
+— what the full path writes for them (tests/normalize/test_settled.py compares both paths'
+tables on the suite's scenarios). If another run moved any candidate between the read and the
+lock (a guard matches fewer rows than it should), the transaction is rolled back and every
+candidate takes the full path, which re-reads under the lock. A response landing meanwhile is
+left pending for the next run, as with the full path.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from itertools import groupby
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from models import Company, License, RawResponse
+from models.base import UtcDateTime, utcnow
+from models.tables import ApiCall
+from pipelines.juhe.errors import UNUSABLE_DETAIL_PREFIX
+from pipelines.normalize import bulk, fingerprint
+from pipelines.normalize.report import NormalizeReport
+from pipelines.normalize.state import slices
+
+_RAW = cast(sa.Table, RawResponse.__table__)
+_COMPANIES = cast(sa.Table, Company.__table__)
+_LICENSES = cast(sa.Table, License.__table__)
+
+# The eligible companies of one shard's transaction, joined by the UPDATE ... FROM statements.
+_TEMP = sa.Table(
+    "zz_settled_answers",
+    sa.MetaData(),
+    sa.Column("company_id", sa.BigInteger, primary_key=True),
+    sa.Column("seen_at", UtcDateTime, nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("read_fingerprint", sa.String(64), nullable=False),
+    prefixes=["TEMPORARY"],
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingRow:
+    """One pending raw response with what the shortcut decides on (no body)."""
+
+    shard: int
+    company_id: int
+    raw_id: int
+    fetched_at: dt.datetime
+    body_sha256: str
+    refused: bool
+    settled_fingerprint: str | None
+    last_response_at: dt.datetime | None
+    normalized_fingerprint: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Shortcut:
+    """A settled company's pending responses, applied without parsing."""
+
+    shard: int
+    company_id: int
+    seen_at: dt.datetime  # the newest pending fetched_at
+    read_fingerprint: str  # normalized_fingerprint when the pending responses were read
+    fingerprint: str  # the same, folded on over the pending responses
+    raw_ids: tuple[int, ...]
+
+
+def pending_rows(conn: Connection, shards: Sequence[int]) -> Iterator[PendingRow]:
+    """Pending raw responses of these shards, in (company, fetched_at, id) order, with their
+    company's settled state — hashes and times only, never a body."""
+    raw, comp, calls = _RAW.c, _COMPANIES.c, ApiCall.__table__.c
+    query = (
+        sa.select(
+            comp.shard,
+            raw.company_id,
+            raw.id,
+            raw.fetched_at,
+            raw.body_sha256,
+            calls.detail.like(UNUSABLE_DETAIL_PREFIX + "%"),
+            comp.settled_fingerprint,
+            comp.last_response_at,
+            comp.normalized_fingerprint,
+        )
+        .select_from(_RAW)
+        .join(_COMPANIES, comp.id == raw.company_id)
+        .outerjoin(ApiCall, calls.id == raw.api_call_id)
+        .where(raw.normalized_at.is_(None), comp.shard.in_(shards))
+        .order_by(raw.company_id, raw.fetched_at, raw.id)
+    )
+    for shard, company_id, raw_id, fetched_at, sha, refused, settled, last, fp in conn.execute(
+        query
+    ).tuples():
+        yield PendingRow(
+            shard, company_id, raw_id, fetched_at, sha, bool(refused), settled, last, fp
+        )
+
+
+def by_company(rows: Iterable[PendingRow]) -> Iterator[list[PendingRow]]:
+    """Consecutive rows of one company (rows sorted by company)."""
+    for _, own in groupby(rows, key=lambda row: row.company_id):
+        yield list(own)
+
+
+def shortcut(own: list[PendingRow]) -> Shortcut | None:
+    """The shortcut for one company's pending rows, or None when they need the full path."""
+    first = own[0]
+    settled, last_response_at = first.settled_fingerprint, first.last_response_at
+    if settled is None or last_response_at is None or first.normalized_fingerprint is None:
+        return None
+    if first.fetched_at <= last_response_at:  # rows are in fetched order: the oldest first
+        return None
+    if any(row.refused or fingerprint.settled(row.body_sha256) != settled for row in own):
+        return None
+    folded = first.normalized_fingerprint
+    for row in own:
+        folded = fingerprint.step(folded, row.body_sha256)
+    return Shortcut(
+        first.shard,
+        first.company_id,
+        own[-1].fetched_at,
+        first.normalized_fingerprint,
+        folded,
+        tuple(row.raw_id for row in own),
+    )
+
+
+def apply_shortcuts(engine: Engine, shortcuts: Sequence[Shortcut], report: NormalizeReport) -> bool:
+    """Write the shortcuts in one transaction holding their shards' locks; False (nothing
+    written) when another run moved any of them since they were read."""
+    if not shortcuts:
+        return True
+    now = utcnow()
+    raw_ids = [raw_id for s in shortcuts for raw_id in s.raw_ids]
+    temp, lic, comp, raw = _TEMP.c, _LICENSES.c, _COMPANIES.c, _RAW.c
+    with engine.connect() as conn:
+        bulk.begin_locked(conn, *sorted({s.shard for s in shortcuts}))
+        _TEMP.drop(conn, checkfirst=True)
+        _TEMP.create(conn)
+        bulk.insert_rows(
+            conn,
+            _TEMP,
+            ("company_id", "seen_at", "fingerprint", "read_fingerprint"),
+            [(s.company_id, s.seen_at, s.fingerprint, s.read_fingerprint) for s in shortcuts],
+        )
+        companies = conn.execute(
+            sa.update(_COMPANIES)
+            .where(
+                comp.id == temp.company_id,
+                comp.normalized_fingerprint == temp.read_fingerprint,
+            )
+            .values(
+                last_response_at=temp.seen_at,
+                normalized_fingerprint=temp.fingerprint,
+                updated_at=now,
+            )
+        )
+        marked = 0
+        for part in slices(raw_ids):
+            marked += _count(
+                conn.execute(
+                    sa.update(_RAW)
+                    .where(raw.id.in_(part), raw.normalized_at.is_(None))
+                    .values(normalized_at=now)
+                )
+            )
+        if _count(companies) != len(shortcuts) or marked != len(raw_ids):
+            conn.rollback()
+            return False
+        licences = conn.execute(
+            sa.update(_LICENSES)
+            .where(lic.company_id == temp.company_id, lic.removed_at.is_(None))
+            .values(last_seen_at=temp.seen_at)
+        )
+        _TEMP.drop(conn)
+        conn.commit()
+    report.rows_updated["licenses"] += _count(licences)
+    report.rows_updated["companies"] += len(shortcuts)
+    report.rows_updated["raw_responses"] += len(raw_ids)
+    report.responses += len(raw_ids)
+    report.responses_unchanged += len(raw_ids)
+    report.companies += len(shortcuts)
+    return True
+
+
+def _count(result: Any) -> int:
+    return max(result.rowcount or 0, 0)
