@@ -5,18 +5,22 @@ fewer writes."""
 from __future__ import annotations
 
 import collections
+import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
 import pytest
+from dagster._core.utils import make_new_run_id
 
 from pipelines import event_storage
 from pipelines.db import PROJECT_ROOT
 from pipelines.definitions import defs
 from pipelines.event_storage import BatchingPostgresEventLogStorage, BatchingSqliteEventLogStorage
 from pipelines.juhe.assets import NORMALIZED_TABLES
+from tests.conftest import wait_until
 from tests.dagster.helpers import (
     production_instance,
     run_refresh,
@@ -152,5 +156,64 @@ def test_a_batch_whose_indexing_fails_is_indexed_one_by_one_not_stored_twice(
         assert result.success
         events = asset_events(instance, result.run_id)
         assert max(events.values()) == 1, "an event was stored twice"
+        for asset in PARTITIONED:
+            assert partition_status(instance, asset) == dict.fromkeys(SHARDS, "MATERIALIZED")
+
+
+def log_entry(run_id: str, message: str) -> dg.EventLogEntry:
+    return dg.EventLogEntry(
+        error_info=None,
+        level=logging.INFO,
+        user_message=message,
+        run_id=run_id,
+        timestamp=time.time(),
+        step_key=None,
+        job_name="refresh_job",
+        dagster_event=None,
+    )
+
+
+def test_the_ui_sees_a_running_jobs_events_as_they_are_written(tmp_path: Path) -> None:
+    """The run's process keeps its connection open, so its events land in the run file's WAL:
+    the webserver's watch (the live event log) must wake on those writes too."""
+    base = str(tmp_path / "runs")
+    writer = BatchingSqliteEventLogStorage(base)  # the run's process
+    webserver = BatchingSqliteEventLogStorage(base)
+    run_id = make_new_run_id()
+    seen: list[str] = []
+    writer.store_event(log_entry(run_id, "started"))
+    webserver.watch(run_id, None, lambda entry, _cursor: seen.append(entry.user_message))
+    try:
+        for message in ("event 0", "event 1", "event 2"):
+            writer.store_event(log_entry(run_id, message))
+            wait_until(lambda m=message: m in seen, within=30, what=f"the UI to see {message}")
+        assert seen == ["started", "event 0", "event 1", "event 2"]
+    finally:
+        webserver.dispose()
+        writer.dispose()
+
+
+def test_a_failed_postgres_write_leaves_nothing_behind_and_dagster_stores_each_event_once(
+    engine, sandbox, roster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL a write (an event and its index rows) is one transaction: a batch whose
+    indexing fails is rolled back whole, and Dagster's fallback then stores its events singly."""
+    if not is_postgres():
+        pytest.skip("the production storage is tested on PostgreSQL")
+    index = event_storage._index
+
+    def index_only_single_events(storage, conn, events, ids):  # type: ignore[no-untyped-def]
+        if len(events) > 1:
+            raise RuntimeError("deadlock detected")  # as a busy index table could
+        index(storage, conn, events, ids)
+
+    monkeypatch.setattr(event_storage, "_index", index_only_single_events)
+    with instance_of("production", tmp_path, monkeypatch) as instance:
+        result = run_refresh(instance, first=SHARDS[0], last=SHARDS[-1], force=True)
+        assert result.success
+        events = asset_events(instance, result.run_id)
+        assert max(events.values()) == 1, "an event was stored twice"
+        planned = [k for k in events if k[0] == "ASSET_MATERIALIZATION_PLANNED" and k[2]]
+        assert len(planned) == len(PARTITIONED) * len(SHARDS)
         for asset in PARTITIONED:
             assert partition_status(instance, asset) == dict.fromkeys(SHARDS, "MATERIALIZED")
