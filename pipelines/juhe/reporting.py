@@ -29,7 +29,7 @@ def fetch_metadata(report: FetchReport, *, remaining_due: int) -> dict[str, Any]
         "billable_calls": report.billable_calls,
         "estimated_cost": dg.MetadataValue.float(float(report.estimated_cost)),
         "achieved_rate_per_s": dg.MetadataValue.float(round(report.achieved_rate, 2)),
-        "elapsed_s": dg.MetadataValue.float(round(report.elapsed, 1)),
+        "elapsed_s": dg.MetadataValue.float(round(report.elapsed, 3)),
         "stopped_by": report.stopped_by or "",
         "stop_message": report.stop_message or "",
         "remaining_due": remaining_due,
