@@ -131,7 +131,30 @@ def _index(
         storage._store_asset_event(conn, event, event_id)
 
 
-class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
+class _KnownSchema(SqlEventLogStorage):
+    """Remembers which tables and asset-key columns the index has.
+
+    Dagster asks the database before most writes and many reads: `supports_asset_checks` (a
+    table lookup) for every check event, the asset-key columns (a column listing) for every
+    asset event, `has_table` before tag writes; on SQLite each lookup also creates an engine. A
+    table or column once there stays (only a migration adds one, `wipe` empties tables), so a
+    yes is kept for the storage's life and a no is asked again."""
+
+    def has_table(self, table_name: str) -> bool:
+        known = self.__dict__.setdefault("_known_tables", set())
+        # The concrete storage after this class in the MRO implements it.
+        if table_name not in known and super().has_table(table_name):  # type: ignore[safe-super]
+            known.add(table_name)
+        return table_name in known
+
+    def _has_asset_key_col_on_connection(self, conn: Connection, column_name: str) -> bool:
+        known = self.__dict__.setdefault("_known_asset_key_columns", set())
+        if column_name not in known and super()._has_asset_key_col_on_connection(conn, column_name):
+            known.add(column_name)
+        return column_name in known
+
+
+class BatchingSqliteEventLogStorage(_KnownSchema, SqliteEventLogStorage):
     """The embedded instance's event log (`deploy/dagster.yaml`). Configured with `home`, the
     instance folder (DAGSTER_HOME); it keeps its files where Dagster's own SQLite storage
     does, in `<home>/history/runs`."""
@@ -222,7 +245,7 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
         self._dispose_engines()
 
 
-class BatchingPostgresEventLogStorage(PostgresEventLogStorage):
+class BatchingPostgresEventLogStorage(_KnownSchema, PostgresEventLogStorage):
     """dagster-postgres' event log, with planned events batched as it batches materializations,
     on a pooled connection (`deploy/dagster.production.yaml`)."""
 
