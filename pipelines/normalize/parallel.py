@@ -53,19 +53,19 @@ def worker_count(requested: int | None, responses: int) -> int:
 
 def normalize_chunks(
     engine: Engine,
-    chunks: Sequence[tuple[int, list[int]]],
+    chunks: Sequence[tuple[tuple[int, ...], list[int]]],
     run_id: str,
     pending_only: bool,
     workers: int,
 ) -> NormalizeReport:
-    """Apply (shard, company ids) chunks in `workers` processes; the merged report."""
+    """Apply (shards, company ids) chunks in `workers` processes; the merged report."""
     url = engine.url.render_as_string(hide_password=False)
     report = NormalizeReport()
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
         futures: list[Future[NormalizeReport]] = [
-            pool.submit(_chunk_task, url, shard, company_ids, run_id, pending_only)
-            for shard, company_ids in _round_robin(chunks)
+            pool.submit(_chunk_task, url, shards, company_ids, run_id, pending_only)
+            for shards, company_ids in _round_robin(chunks)
         ]
         try:
             for future in futures:
@@ -76,9 +76,11 @@ def normalize_chunks(
     return report
 
 
-def _round_robin(chunks: Sequence[tuple[int, list[int]]]) -> list[tuple[int, list[int]]]:
+def _round_robin(
+    chunks: Sequence[tuple[tuple[int, ...], list[int]]],
+) -> list[tuple[tuple[int, ...], list[int]]]:
     """The chunks shard by shard in turn, so workers seldom wait for the same shard's lock."""
-    by_shard: dict[int, list[tuple[int, list[int]]]] = {}
+    by_shard: dict[tuple[int, ...], list[tuple[tuple[int, ...], list[int]]]] = {}
     for chunk in chunks:
         by_shard.setdefault(chunk[0], []).append(chunk)
     rounds = itertools.zip_longest(*by_shard.values())
@@ -86,7 +88,7 @@ def _round_robin(chunks: Sequence[tuple[int, list[int]]]) -> list[tuple[int, lis
 
 
 def _chunk_task(
-    url: str, shard: int, company_ids: list[int], run_id: str, pending_only: bool
+    url: str, shards: tuple[int, ...], company_ids: list[int], run_id: str, pending_only: bool
 ) -> NormalizeReport:
     """A worker's task: one chunk, on the worker's own engine."""
     from pipelines.db import get_engine
@@ -94,12 +96,12 @@ def _chunk_task(
     engine = _engines.get(url) or _engines.setdefault(url, get_engine(url))
     report = NormalizeReport()
     with engine.connect() as conn:
-        return normalize_chunk_optimistic(conn, shard, company_ids, run_id, pending_only, report)
+        return normalize_chunk_optimistic(conn, shards, company_ids, run_id, pending_only, report)
 
 
 def normalize_chunk_optimistic(
     conn: Connection,
-    shard: int,
+    shards: Sequence[int],
     company_ids: list[int],
     run_id: str,
     pending_only: bool,
@@ -112,7 +114,7 @@ def normalize_chunk_optimistic(
     conn.rollback()  # end the reading transaction before waiting for the lock
     if work is None:
         return report
-    bulk.begin_locked(conn, shard)
+    bulk.begin_locked(conn, *shards)
     if company_rows(conn, company_ids) == before:
         write_chunk(conn, work, run_id, report)
     else:

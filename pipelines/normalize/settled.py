@@ -31,11 +31,10 @@ left pending for the next run, as with the full path.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from itertools import groupby
-from typing import Any, cast
+from operator import itemgetter
+from typing import Any, NamedTuple, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -52,78 +51,95 @@ _RAW = cast(sa.Table, RawResponse.__table__)
 _COMPANIES = cast(sa.Table, Company.__table__)
 _LICENSES = cast(sa.Table, License.__table__)
 
-# The eligible companies of one shard's transaction, joined by the UPDATE ... FROM statements.
-_TEMP = sa.Table(
-    "zz_settled_answers",
-    sa.MetaData(),
-    sa.Column("company_id", sa.BigInteger, primary_key=True),
-    sa.Column("seen_at", UtcDateTime, nullable=False),
-    sa.Column("fingerprint", sa.String(64), nullable=False),
-    sa.Column("read_fingerprint", sa.String(64), nullable=False),
-    prefixes=["TEMPORARY"],
-)
+
+def _temp_table(dialect: str) -> sa.Table:
+    """The shortcuts of one transaction, joined by the UPDATE ... FROM statements. ``seen_at``
+    holds the time in the database's stored form (see `PendingRow`)."""
+    seen_at: sa.types.TypeEngine[Any] = sa.String(32) if dialect == "sqlite" else UtcDateTime()
+    return sa.Table(
+        "zz_settled_answers",
+        sa.MetaData(),
+        sa.Column("company_id", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("seen_at", seen_at, nullable=False),
+        sa.Column("fingerprint", sa.String(64), nullable=False),
+        sa.Column("read_fingerprint", sa.String(64), nullable=False),
+        prefixes=["TEMPORARY"],
+    )
 
 
-@dataclass(frozen=True, slots=True)
-class PendingRow:
-    """One pending raw response with what the shortcut decides on (no body)."""
+class PendingRow(NamedTuple):
+    """One pending raw response with what the shortcut decides on (no body). Times are in the
+    database's stored form — SQLite's fixed-width UTC text, whose order is the times' order,
+    or PostgreSQL's timestamptz — comparable with each other, never converted: the plan reads
+    a row per pending response and converting two times per row would cost more than the
+    rest of the shortcut."""
 
-    shard: int
     company_id: int
+    fetched_at: Any
     raw_id: int
-    fetched_at: dt.datetime
+    shard: int
     body_sha256: str
-    refused: bool
+    refused: bool | None  # the ledger says the fetch refused the body (None: no ledger row)
     settled_fingerprint: str | None
-    last_response_at: dt.datetime | None
+    last_response_at: Any
     normalized_fingerprint: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class Shortcut:
+class Shortcut(NamedTuple):
     """A settled company's pending responses, applied without parsing."""
 
     shard: int
     company_id: int
-    seen_at: dt.datetime  # the newest pending fetched_at
+    seen_at: Any  # the newest pending fetched_at, in the stored form
     read_fingerprint: str  # normalized_fingerprint when the pending responses were read
     fingerprint: str  # the same, folded on over the pending responses
     raw_ids: tuple[int, ...]
 
 
-def pending_rows(conn: Connection, shards: Sequence[int]) -> Iterator[PendingRow]:
+def _stored(column: sa.ColumnElement[Any], dialect: str) -> sa.ColumnElement[Any]:
+    return sa.type_coerce(column, sa.String) if dialect == "sqlite" else column
+
+
+def pending_rows(conn: Connection, shards: Sequence[int]) -> list[PendingRow]:
     """Pending raw responses of these shards, in (company, fetched_at, id) order, with their
-    company's settled state — hashes and times only, never a body."""
+    company's settled state — hashes and times only, never a body (sorted here: cheaper than
+    the database's sort of a joined result)."""
     raw, comp, calls = _RAW.c, _COMPANIES.c, ApiCall.__table__.c
+    dialect = conn.dialect.name
+    # Materialized first, from the partial index of pending rows: otherwise SQLite starts from
+    # the shards' companies and visits every raw response they ever had (O(history)).
+    pending_rows_cte = (
+        sa.select(raw.id, raw.company_id, raw.fetched_at, raw.body_sha256, raw.api_call_id)
+        .where(raw.normalized_at.is_(None))
+        .cte("pending")
+        .prefix_with("MATERIALIZED")
+    )
+    pending = pending_rows_cte.c
     query = (
         sa.select(
+            pending.company_id,
+            _stored(pending.fetched_at, dialect),
+            pending.id,
             comp.shard,
-            raw.company_id,
-            raw.id,
-            raw.fetched_at,
-            raw.body_sha256,
+            pending.body_sha256,
             calls.detail.like(UNUSABLE_DETAIL_PREFIX + "%"),
             comp.settled_fingerprint,
-            comp.last_response_at,
+            _stored(comp.last_response_at, dialect),
             comp.normalized_fingerprint,
         )
-        .select_from(_RAW)
-        .join(_COMPANIES, comp.id == raw.company_id)
-        .outerjoin(ApiCall, calls.id == raw.api_call_id)
-        .where(raw.normalized_at.is_(None), comp.shard.in_(shards))
-        .order_by(raw.company_id, raw.fetched_at, raw.id)
+        .select_from(pending_rows_cte)
+        .join(_COMPANIES, comp.id == pending.company_id)
+        .outerjoin(ApiCall, calls.id == pending.api_call_id)
+        .where(comp.shard.in_(shards))
     )
-    for shard, company_id, raw_id, fetched_at, sha, refused, settled, last, fp in conn.execute(
-        query
-    ).tuples():
-        yield PendingRow(
-            shard, company_id, raw_id, fetched_at, sha, bool(refused), settled, last, fp
-        )
+    rows = list(map(PendingRow._make, conn.execute(query).tuples()))
+    rows.sort()  # (company_id, fetched_at, raw_id) is unique: later fields are never compared
+    return rows
 
 
 def by_company(rows: Iterable[PendingRow]) -> Iterator[list[PendingRow]]:
     """Consecutive rows of one company (rows sorted by company)."""
-    for _, own in groupby(rows, key=lambda row: row.company_id):
+    for _, own in groupby(rows, key=itemgetter(0)):
         yield list(own)
 
 
@@ -135,8 +151,9 @@ def shortcut(own: list[PendingRow]) -> Shortcut | None:
         return None
     if first.fetched_at <= last_response_at:  # rows are in fetched order: the oldest first
         return None
-    if any(row.refused or fingerprint.settled(row.body_sha256) != settled for row in own):
-        return None
+    for row in own:
+        if row.refused or fingerprint.settled(row.body_sha256) != settled:
+            return None
     folded = first.normalized_fingerprint
     for row in own:
         folded = fingerprint.step(folded, row.body_sha256)
@@ -157,17 +174,20 @@ def apply_shortcuts(engine: Engine, shortcuts: Sequence[Shortcut], report: Norma
         return True
     now = utcnow()
     raw_ids = [raw_id for s in shortcuts for raw_id in s.raw_ids]
-    temp, lic, comp, raw = _TEMP.c, _LICENSES.c, _COMPANIES.c, _RAW.c
+    temp_table = _temp_table(engine.dialect.name)
+    temp, lic, comp, raw = temp_table.c, _LICENSES.c, _COMPANIES.c, _RAW.c
     with engine.connect() as conn:
         bulk.begin_locked(conn, *sorted({s.shard for s in shortcuts}))
-        _TEMP.drop(conn, checkfirst=True)
-        _TEMP.create(conn)
+        temp_table.drop(conn, checkfirst=True)
+        temp_table.create(conn)
         bulk.insert_rows(
             conn,
-            _TEMP,
+            temp_table,
             ("company_id", "seen_at", "fingerprint", "read_fingerprint"),
             [(s.company_id, s.seen_at, s.fingerprint, s.read_fingerprint) for s in shortcuts],
         )
+        if bulk.is_postgres(conn):  # a temp table has no statistics until analyzed
+            conn.execute(sa.text(f"ANALYZE {temp_table.name}"))
         companies = conn.execute(
             sa.update(_COMPANIES)
             .where(
@@ -197,7 +217,7 @@ def apply_shortcuts(engine: Engine, shortcuts: Sequence[Shortcut], report: Norma
             .where(lic.company_id == temp.company_id, lic.removed_at.is_(None))
             .values(last_seen_at=temp.seen_at)
         )
-        _TEMP.drop(conn)
+        temp_table.drop(conn)
         conn.commit()
     report.rows_updated["licenses"] += _count(licences)
     report.rows_updated["companies"] += len(shortcuts)

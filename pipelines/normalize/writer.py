@@ -202,19 +202,15 @@ def _run(
                 companies.sort()
     else:
         plan = _plan(engine, _shard_list(shards), pending_only)
-    chunks = [
-        (shard, company_ids)
-        for shard, companies in sorted(plan.items())
-        for company_ids in _chunks(companies, chunk_size)
-    ]
+    chunks = list(_chunks(plan, chunk_size))
     responses = sum(count for companies in plan.values() for _, count in companies)
     report.workers = processes = parallel.worker_count(workers, responses)
     if processes > 1:
         report.merge(parallel.normalize_chunks(engine, chunks, run_id, pending_only, processes))
     else:
-        for shard, company_ids in chunks:
+        for chunk_shards, company_ids in chunks:
             with engine.connect() as conn:
-                bulk.begin_locked(conn, shard)
+                bulk.begin_locked(conn, *chunk_shards)
                 normalize_chunk(conn, company_ids, run_id, pending_only, report)
                 conn.commit()
     report.seconds = time.perf_counter() - started
@@ -295,18 +291,27 @@ def _plan_unmatched(
     return plan
 
 
-def _chunks(plan: list[tuple[int, int]], chunk_size: int) -> Iterator[list[int]]:
-    """Consecutive companies holding about chunk_size responses (at least one company)."""
+Chunk = tuple[tuple[int, ...], list[int]]  # (the shards whose locks it takes, company ids)
+
+
+def _chunks(plan: dict[int, list[tuple[int, int]]], chunk_size: int) -> Iterator[Chunk]:
+    """Consecutive companies, shard after shard, holding about chunk_size responses (at least
+    one company). A chunk may span shards and then takes all their locks (ascending), so a
+    small plan — a nightly's few changed companies — is one transaction, not one per shard."""
+    shards: list[int] = []
     chunk: list[int] = []
     held = 0
-    for company_id, count in plan:
-        if chunk and held + count > chunk_size:
-            yield chunk
-            chunk, held = [], 0
-        chunk.append(company_id)
-        held += count
+    for shard in sorted(plan):
+        for company_id, count in plan[shard]:
+            if chunk and held + count > chunk_size:
+                yield tuple(shards), chunk
+                shards, chunk, held = [], [], 0
+            if not shards or shards[-1] != shard:
+                shards.append(shard)
+            chunk.append(company_id)
+            held += count
     if chunk:
-        yield chunk
+        yield tuple(shards), chunk
 
 
 def _read_responses(

@@ -60,7 +60,7 @@ def test_a_chunk_another_run_wrote_meanwhile_is_applied_again_under_the_lock(
     shard, company_ids = _first_chunk(engine)
     with engine.connect() as conn:
         late = parallel.normalize_chunk_optimistic(
-            conn, shard, company_ids, "late", pending_only=True, report=NormalizeReport()
+            conn, [shard], company_ids, "late", pending_only=True, report=NormalizeReport()
         )
     # ...but the other run wrote those companies first: redone under the lock, nothing is left.
     assert late.responses == 0 and late.rows_written == 0 and not late.changes
