@@ -113,7 +113,7 @@ class RosterRow:
 
     @property
     def is_blank(self) -> bool:
-        return not any(value.strip() for value in self.raw_row.values())
+        return not any(map(str.strip, self.raw_row.values()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,18 +261,28 @@ class _RowTooLong(Exception):
     """A CSV row went past the byte limit; raised through csv.reader to `_text_rows`."""
 
 
+# Encodings in which a character is at most 4 bytes, and a BOM (written by encode()) at most 4.
+_BOUNDED_ENCODINGS = frozenset({"utf-8", "utf-8-sig", "utf-16", "gb18030"})
+
+
 class _BoundedLines:
     """A text file's lines for csv.reader, refusing a row longer than `limit` bytes.
 
     `readline(limit + 1)` stops at limit + 1 characters, each at least one byte, so a 50 MB line
     is refused after reading about `limit` of it. A quoted field may span lines: the bytes of all
     lines of one row count (`row_done` starts the next row).
+
+    A non-ASCII line is encoded to count its bytes only when it could be over the limit: in the
+    common encodings 4 bytes a character (and a BOM) bound it, and a roster line is far below.
+    The row is refused at the same line either way.
     """
 
     def __init__(self, file: TextIO, encoding: str, limit: int) -> None:
         self._file, self._encoding, self._limit = file, encoding, limit
         self._ascii_bytes = len("aa".encode(encoding)) - len("a".encode(encoding))  # BOM-free
+        self._bounded = codecs.lookup(encoding).name in _BOUNDED_ENCODINGS
         self._row_bytes = 0
+        self._unsized = ""  # a line of this row whose bytes are only bounded so far
 
     def __iter__(self) -> _BoundedLines:
         return self
@@ -281,16 +291,25 @@ class _BoundedLines:
         line = self._file.readline(self._limit + 1)
         if not line:
             raise StopIteration
+        if self._unsized:  # the row goes on past a line only bounded: count that line now
+            self._row_bytes += self._bytes(self._unsized)
+            self._unsized = ""
         if line.isascii():
             self._row_bytes += len(line) * self._ascii_bytes
+        elif self._bounded and self._row_bytes + 4 * len(line) + 4 <= self._limit:
+            self._unsized = line
         else:
-            self._row_bytes += len(line.encode(self._encoding, errors="replace"))
+            self._row_bytes += self._bytes(line)
         if self._row_bytes > self._limit:
             raise _RowTooLong
         return line
 
+    def _bytes(self, line: str) -> int:
+        return len(line.encode(self._encoding, errors="replace"))
+
     def row_done(self) -> None:
         self._row_bytes = 0
+        self._unsized = ""
 
 
 def _text_rows(path: Path, label: str, max_line_bytes: int) -> Iterator[tuple[int, list[str]]]:
@@ -453,13 +472,20 @@ def _fit_columns(label: str, number: int, cells: list[str], limit: int) -> list[
     return cells[:limit]
 
 
+def _fitted(
+    label: str, numbered: Iterable[tuple[int, list[str]]], limit: int
+) -> Iterator[tuple[int, list[str]]]:
+    for number, cells in numbered:
+        yield number, (cells if len(cells) <= limit else _fit_columns(label, number, cells, limit))
+
+
 def _find_header(
     label: str, rows: Iterator[tuple[int, list[str]]]
 ) -> tuple[list[str], dict[str, int]]:
     first_seen: list[str] | None = None
     scanned = 0
     for _number, cells in rows:
-        if not any(c.strip() for c in cells):
+        if not any(map(str.strip, cells)):
             continue
         fields = _header_fields(cells)
         if "name" in fields or "uscc" in fields:
@@ -482,20 +508,34 @@ def _find_header(
 def _records(
     label: str, numbered: Iterable[tuple[int, list[str]]], max_columns: int
 ) -> Iterator[RosterRow]:
-    rows = ((number, _fit_columns(label, number, cells, max_columns)) for number, cells in numbered)
+    rows = _fitted(label, numbered, max_columns)
     labels, fields = _find_header(label, rows)
+    # The recognised fields' columns, -1 for a field the header lacks.
+    name_at, uscc_at, regno_at = (fields.get(f, -1) for f in ("name", "uscc", "reg_no"))
+    width = len(labels)
     # A run of blank rows is held back as its first row and its length: trailing blank rows are
     # formatting, and a sheet with rows 1 and 600000 is not 600,000 rows of anything.
     run_start, run_cells = 0, []
     for number, cells in rows:
-        if not any(cell.strip() for cell in cells):
+        if not any(map(str.strip, cells)):
             if not run_start:
                 run_start, run_cells = number, cells
             continue
         if run_start:
             yield _record(label, run_start, labels, fields, run_cells, number - run_start)
             run_start = 0
-        yield _record(label, number, labels, fields, cells)
+        if len(cells) != width:
+            yield _record(label, number, labels, fields, cells)
+            continue
+        # The common row, one cell under each header: _record's work without its checks.
+        yield RosterRow(
+            label,
+            number,
+            dict(zip(labels, cells, strict=True)),
+            cells[name_at] if name_at >= 0 else "",
+            cells[uscc_at] if uscc_at >= 0 else "",
+            cells[regno_at] if regno_at >= 0 else "",
+        )
 
 
 def _record(
