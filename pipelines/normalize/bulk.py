@@ -12,7 +12,6 @@ from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
-from psycopg import sql as pgsql
 from sqlalchemy.engine import Connection
 
 from models.base import UtcDateTime
@@ -73,6 +72,8 @@ def insert_rows(
 def _copy_rows(
     conn: Connection, table: sa.Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
 ) -> None:
+    from psycopg import sql as pgsql  # here: a SQLite run never loads the driver (11 MB)
+
     statement = pgsql.SQL("COPY {} ({}) FROM STDIN").format(
         pgsql.Identifier(table.name), pgsql.SQL(", ").join(map(pgsql.Identifier, columns))
     )
@@ -106,7 +107,7 @@ def _run_many(
     conn.exec_driver_sql(statement, converted)
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=4096)
 def _sqlite_utc_text(value: dt.datetime) -> str:
     """UtcDateTime's SQLite storage text (naive UTC, microseconds), memoized: load times and
     fetch times repeat across thousands of rows."""

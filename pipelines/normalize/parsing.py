@@ -276,7 +276,7 @@ def parse_names(value: Any) -> tuple[str, ...]:
     return names
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=4096)
 def grade_of(name: str) -> str | None:
     """The LAST grade word of a qualification name, folded (壹级 → 一级, 甲（Ⅰ）级 → 甲级)."""
     matches = _GRADE_RE.findall(name)
