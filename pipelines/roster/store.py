@@ -7,6 +7,12 @@
   history stays with it) instead of being replaced by a new company.
 - Only a roster read completely deactivates the companies it no longer lists (history kept).
 - Rejects are keyed by a fingerprint, so re-reading an unchanged roster adds no reject rows.
+
+A roster has hundreds of thousands of rows and is stored again every run, mostly unchanged: the
+stored companies are read once through the driver and compared in memory, so an unchanged
+roster costs one read and writes nothing; the companies to write go to a temporary table by the
+driver's bulk path (COPY on PostgreSQL, executemany on SQLite) and into `companies` with one
+INSERT ... SELECT ... ON CONFLICT statement.
 """
 
 from __future__ import annotations
@@ -15,8 +21,9 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -31,6 +38,11 @@ from pipelines.shards import shard_of
 COMPANIES = Company.metadata.tables[Company.__tablename__]
 REJECTS = RejectTable.metadata.tables[RejectTable.__tablename__]
 CHUNK_ROWS = 5000
+# SQLite's page cache while a roster is stored. Its default (2 MB) holds a small part of the
+# companies table and its unique indexes, which 200,000 new companies (in roster order, so in
+# no key's order) touch all over: pages are spilled and read back all along, a quarter of the
+# time. The cache only grows as far as it is used.
+SQLITE_CACHE_KIB = 64 * 1024
 # Bound parameters one statement may carry: SQLite's SQLITE_MAX_VARIABLE_NUMBER, libpq's limit.
 MAX_PARAMETERS = {"sqlite": 32766, "postgresql": 65535}
 
@@ -55,23 +67,15 @@ class RosterStoreReport:
     reasons: dict[str, int]
 
 
-class _Known(NamedTuple):
-    """A company already stored, reduced to what decides whether the roster changes it."""
-
-    digest: int
-    uscc: str | None
-    reg_no: str | None
-    active: bool
-
-
 def store_roster(engine: Engine, result: RosterResult, *, now: dt.datetime) -> RosterStoreReport:
     """Upsert companies, deactivate dropped ones (complete roster only), add the rejects."""
-    with engine.begin() as conn:
+    listed = {entry.match_key for entry in result.entries}
+    with engine.begin() as conn, _sqlite_page_cache(conn):
         known = _known_companies(conn)
-        rekeyed = _rekey(conn, known, result.entries, now)
+        rekeyed = _rekey(conn, known, result.entries, listed, now)
         plan = _plan(known, result.entries)
         _upsert_companies(conn, plan.writes, now)
-        deactivated, note = _deactivate(conn, known, result, now)
+        deactivated, note = _deactivate(conn, known, result, listed, plan, now)
         new_rejects = _insert_rejects(conn, result.rejects, now)
     stats = result.stats
     return RosterStoreReport(
@@ -92,37 +96,60 @@ def store_roster(engine: Engine, result: RosterResult, *, now: dt.datetime) -> R
     )
 
 
+@contextmanager
+def _sqlite_page_cache(conn: Connection) -> Iterator[None]:
+    """SQLITE_CACHE_KIB of page cache on a SQLite connection for the block, then as it was."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    previous = int(conn.exec_driver_sql("PRAGMA cache_size").scalar_one())
+    conn.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
+    try:
+        yield
+    finally:
+        conn.exec_driver_sql(f"PRAGMA cache_size = {previous}")
+
+
 # --- reading what is there ----------------------------------------------------------------
 
+# A stored company, reduced to what decides whether the roster changes it.
+_STORED_COLUMNS = ("match_key", "name", "query", "roster_source", "uscc", "reg_no", "active")
+_NAME, _QUERY, _SOURCE, _USCC, _REG_NO, _ACTIVE = range(1, 7)
+Row = tuple[Any, ...]  # a row of _STORED_COLUMNS as the driver returns it (`active` may be 0/1)
+Known = dict[str, Row]  # by match key
 
-def _digest(name: str, query: str, roster_source: str | None) -> int:
-    # Compared within one process only, so the built-in hash is enough.
-    return hash((name, query, roster_source))
 
-
-def _known_companies(conn: Connection) -> dict[str, _Known]:
-    c = COMPANIES.c
-    rows = conn.execute(
-        sa.select(c.match_key, c.name, c.query, c.roster_source, c.uscc, c.reg_no, c.active)
-    )
-    return {
-        key: _Known(_digest(name, query, source), uscc, reg_no, bool(active))
-        for key, name, query, source, uscc, reg_no, active in rows
-    }
+def _known_companies(conn: Connection) -> Known:
+    """Every stored company by match key, read by the driver's cursor: on every run this read
+    is most of the cost of storing an unchanged roster, and SQLAlchemy's rows would double it."""
+    select = sa.select(*(COMPANIES.c[name] for name in _STORED_COLUMNS))
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(str(select.compile(dialect=conn.dialect)))
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
+    return {row[0]: row for row in rows}
 
 
 # --- re-keying companies that gained a 统一社会信用代码 -----------------------------------
 
 
-def _rekey_pairs(known: dict[str, _Known], entries: Sequence[RosterEntry]) -> list[tuple[str, str]]:
+def _rekey_pairs(
+    known: Known, entries: Sequence[RosterEntry], roster_keys: set[str]
+) -> list[tuple[str, str]]:
     """(old key, USCC) for companies stored under another key that the roster now gives a USCC.
 
     Either the stored row already has that USCC under another key, or it was stored by name
-    without any USCC and the roster row has the same name and now a USCC.
+    without any USCC and the roster row has the same name and now a USCC. `roster_keys` are
+    the entries' match keys.
     """
-    by_uscc = {k.uscc: key for key, k in known.items() if k.uscc and k.uscc != key}
-    by_name_only = {key for key, k in known.items() if k.uscc is None}
-    roster_keys = {e.match_key for e in entries}
+    # An entry with a USCC has it as its match key: only entries not stored under their key
+    # can need one. Storing an unchanged roster again, there are none.
+    if not known or known.keys() >= roster_keys:
+        return []
+    by_uscc = {row[_USCC]: key for key, row in known.items() if row[_USCC] and row[_USCC] != key}
+    by_name_only = {key for key, row in known.items() if row[_USCC] is None}
     pairs: list[tuple[str, str]] = []
     claimed: set[str] = set()
     for entry in entries:
@@ -139,9 +166,13 @@ def _rekey_pairs(known: dict[str, _Known], entries: Sequence[RosterEntry]) -> li
 
 
 def _rekey(
-    conn: Connection, known: dict[str, _Known], entries: Sequence[RosterEntry], now: dt.datetime
+    conn: Connection,
+    known: Known,
+    entries: Sequence[RosterEntry],
+    roster_keys: set[str],
+    now: dt.datetime,
 ) -> int:
-    pairs = _rekey_pairs(known, entries)
+    pairs = _rekey_pairs(known, entries, roster_keys)
     if pairs:
         statement = (
             sa.update(COMPANIES)
@@ -170,44 +201,30 @@ class _Plan:
     shards_touched: set[int]
 
 
-def _plan(known: dict[str, _Known], entries: Sequence[RosterEntry]) -> _Plan:
+def _plan(known: Known, entries: Sequence[RosterEntry]) -> _Plan:
     """Which entries need a write: new ones, inactive ones, and those whose fields changed."""
     plan = _Plan([], 0, 0, set())
+    # One pass over every entry on every run: the comparison is written out, not a function
+    # call per entry (which doubled the time to store an unchanged roster).
     for entry in entries:
         stored = known.get(entry.match_key)
         if stored is None:
             plan.inserted += 1
             plan.shards_touched.add(entry.shard)
-        elif not stored.active:
+        elif not stored[_ACTIVE]:
             plan.reactivated += 1
             plan.shards_touched.add(entry.shard)
-        elif not _changed(stored, entry):
+        elif (
+            stored[_NAME] == entry.name
+            and stored[_QUERY] == entry.query
+            and stored[_SOURCE] == entry.source
+            # The roster only adds identifiers: a blank cell is no change.
+            and (entry.uscc is None or entry.uscc == stored[_USCC])
+            and (entry.reg_no is None or entry.reg_no == stored[_REG_NO])
+        ):
             continue
         plan.writes.append(entry)
     return plan
-
-
-def _changed(stored: _Known, entry: RosterEntry) -> bool:
-    return (
-        stored.digest != _digest(entry.name, entry.query, entry.source)
-        or (entry.uscc is not None and entry.uscc != stored.uscc)
-        or (entry.reg_no is not None and entry.reg_no != stored.reg_no)
-    )
-
-
-COMPANY_ROW_COLUMNS = ("name", "uscc", "reg_no", "match_key", "query", "shard", "roster_source")
-
-
-def _company_row(entry: RosterEntry) -> dict[str, Any]:
-    return {
-        "name": entry.name,
-        "uscc": entry.uscc,
-        "reg_no": entry.reg_no,
-        "match_key": entry.match_key,
-        "query": entry.query,
-        "shard": entry.shard,
-        "roster_source": entry.source,
-    }
 
 
 def _insert_for(conn: Connection) -> Any:
@@ -228,46 +245,125 @@ def _chunks(conn: Connection, rows: Sequence[Any], columns: int) -> Iterator[Seq
         yield rows[start : start + size]
 
 
-def _upsert_companies(conn: Connection, entries: list[RosterEntry], now: dt.datetime) -> None:
-    """One upsert statement run over chunks of rows.
+# The roster's companies on their way into `companies`: a temporary table of this connection,
+# filled by the driver's bulk path. `position` keeps roster order (new companies' ids follow
+# it); `pass_` numbers repeats of one match key, written one pass after another (see below).
+ENTRY_COLUMNS = ("name", "uscc", "reg_no", "match_key", "query", "shard", "roster_source")
+_STAGING = sa.Table(
+    "zizhi_roster_staging",
+    sa.MetaData(),
+    sa.Column("position", sa.Integer),
+    sa.Column("pass_", sa.Integer),
+    *(sa.Column(name, COMPANIES.c[name].type) for name in ENTRY_COLUMNS),
+    prefixes=["TEMPORARY"],
+)
 
-    SQLAlchemy sends each chunk as multi-row VALUES pages ("insertmanyvalues") on PostgreSQL
-    and through the driver's executemany on SQLite, compiling the statement once.
+
+def _entry_rows(entries: Sequence[RosterEntry]) -> tuple[list[tuple[Any, ...]], int]:
+    """The staging rows of `entries` and how many passes they need.
+
+    Two entries may share a match key (a USCC typed as one row's name and given as another
+    row's 统一社会信用代码). Row by row, the later one updated the company the first one
+    wrote; one INSERT ... ON CONFLICT cannot touch a row twice on PostgreSQL, so each repeat
+    of a key goes into the next pass, and the passes run in order.
     """
+    keys = [entry.match_key for entry in entries]
+    if len(set(keys)) == len(keys):
+        passes = [0] * len(keys)
+    else:
+        seen: dict[str, int] = {}
+        passes = []
+        for key in keys:
+            seen[key] = seen.get(key, -1) + 1
+            passes.append(seen[key])
+    rows = [
+        (position, pass_, e.name, e.uscc, e.reg_no, e.match_key, e.query, e.shard, e.source)
+        for position, (pass_, e) in enumerate(zip(passes, entries, strict=True))
+    ]
+    return rows, max(passes, default=-1) + 1
+
+
+def _stage(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+    """Fill the staging table: COPY on PostgreSQL, executemany on SQLite."""
+    cursor = conn.connection.cursor()
+    try:
+        if conn.dialect.name == "postgresql":
+            columns = ", ".join(column.name for column in _STAGING.c)
+            with cursor.copy(f"COPY {_STAGING.name} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            marks = ", ".join("?" for _ in _STAGING.c)
+            cursor.executemany(f"INSERT INTO {_STAGING.name} VALUES ({marks})", rows)
+    finally:
+        cursor.close()
+
+
+def _upsert_companies(conn: Connection, entries: list[RosterEntry], now: dt.datetime) -> None:
+    """Stage the entries, then one INSERT ... SELECT ... ON CONFLICT DO UPDATE (per pass)."""
     if not entries:
         return
-    statement = _insert_for(conn)(COMPANIES).values(
-        active=True, fetch_status="pending", created_at=now, updated_at=now
-    )
-    new = statement.excluded
-    upsert = statement.on_conflict_do_update(
-        index_elements=[COMPANIES.c.match_key],
-        set_={
-            "name": new.name,
-            # The roster only adds identifiers: a blank cell never erases a known one.
-            "uscc": sa.func.coalesce(new.uscc, COMPANIES.c.uscc),
-            "reg_no": sa.func.coalesce(new.reg_no, COMPANIES.c.reg_no),
-            "query": new.query,
-            "shard": new.shard,
-            "roster_source": new.roster_source,
-            "active": sa.true(),
-            "updated_at": now,
-        },
-    )
-    for chunk in _chunks(conn, entries, len(COMPANY_ROW_COLUMNS) + 4):
-        conn.execute(upsert, [_company_row(entry) for entry in chunk])
+    rows, passes = _entry_rows(entries)
+    # A staging table left by a failed store on this connection (SQLite creates it outside the
+    # transaction when it is the first write) is dropped first.
+    _STAGING.drop(conn, checkfirst=True)
+    _STAGING.create(conn)
+    _stage(conn, rows)
+    staged = _STAGING.c
+    stamp = sa.bindparam("now", now, type_=COMPANIES.c.updated_at.type)
+    columns = [*ENTRY_COLUMNS, "active", "fetch_status", "created_at", "updated_at"]
+    for pass_ in range(passes):
+        select = (
+            sa.select(
+                *(staged[name] for name in ENTRY_COLUMNS),
+                sa.true(),
+                sa.literal("pending"),
+                stamp,
+                stamp,
+            )
+            # WHERE keeps SQLite from reading ON CONFLICT as a join constraint.
+            .where(staged.pass_ == pass_)
+            .order_by(staged.position)
+        )
+        statement = _insert_for(conn)(COMPANIES).from_select(columns, select)
+        new = statement.excluded
+        conn.execute(
+            statement.on_conflict_do_update(
+                index_elements=[COMPANIES.c.match_key],
+                set_={
+                    "name": new.name,
+                    # The roster only adds identifiers: a blank cell never erases a known one.
+                    "uscc": sa.func.coalesce(new.uscc, COMPANIES.c.uscc),
+                    "reg_no": sa.func.coalesce(new.reg_no, COMPANIES.c.reg_no),
+                    "query": new.query,
+                    "shard": new.shard,
+                    "roster_source": new.roster_source,
+                    "active": sa.true(),
+                    "updated_at": stamp,
+                },
+            )
+        )
+    _STAGING.drop(conn)
 
 
 def _deactivate(
-    conn: Connection, known: dict[str, _Known], result: RosterResult, now: dt.datetime
+    conn: Connection,
+    known: Known,
+    result: RosterResult,
+    listed: set[str],
+    plan: _Plan,
+    now: dt.datetime,
 ) -> tuple[int, str]:
-    """Deactivate active companies the roster no longer lists, if the roster can say so."""
+    """Deactivate active companies the roster no longer lists (`listed`: the entries' match
+    keys), if the roster can say so."""
     if not result.complete:
         return 0, "roster not read completely: no company was deactivated"
     if not result.entries:
         return 0, "roster has no usable company: no company was deactivated"
-    listed = {entry.match_key for entry in result.entries}
-    dropped = [key for key, stored in known.items() if stored.active and key not in listed]
+    if not plan.inserted and len(listed) == len(known):
+        dropped = []  # every listed company is stored, and there are no others
+    else:
+        dropped = [key for key in known if key not in listed and known[key][_ACTIVE]]
     count = 0
     for chunk in _chunks(conn, dropped, 1):
         count += conn.execute(
@@ -296,7 +392,7 @@ def _no_nul(text: str) -> str:
     return text.replace("\x00", "")  # PostgreSQL text and JSONB cannot hold NUL
 
 
-def _reject_row(reject: RosterReject, now: dt.datetime) -> dict[str, Any]:
+def _reject_row(reject: RosterReject, fingerprint: str, now: dt.datetime) -> dict[str, Any]:
     raw = (
         None
         if reject.raw_row is None
@@ -307,19 +403,19 @@ def _reject_row(reject: RosterReject, now: dt.datetime) -> dict[str, Any]:
         "row_number": reject.row_number,
         "raw_row": raw,
         "reason": _no_nul(reject.reason),
-        "fingerprint": reject_fingerprint(reject),
+        "fingerprint": fingerprint,
         "detected_at": now,
     }
 
 
 def _insert_rejects(conn: Connection, rejects: Sequence[RosterReject], now: dt.datetime) -> int:
     """Insert rejects not stored yet (by fingerprint); returns how many were new."""
-    unique = {row["fingerprint"]: row for row in (_reject_row(r, now) for r in rejects)}
+    unique = {reject_fingerprint(reject): reject for reject in rejects}
     fingerprint = REJECTS.c.fingerprint
     for chunk in _chunks(conn, list(unique), 1):
         for stored in conn.execute(sa.select(fingerprint).where(fingerprint.in_(chunk))).scalars():
             unique.pop(stored, None)
-    rows = list(unique.values())
+    rows = [_reject_row(reject, key, now) for key, reject in unique.items()]
     if rows:
         statement = _insert_for(conn)(REJECTS).on_conflict_do_nothing(index_elements=[fingerprint])
         for chunk in _chunks(conn, rows, len(rows[0])):

@@ -337,19 +337,19 @@ def validate_rows(rows: Iterable[RosterRow]) -> Validated:
 
 # --- the whole roster ---------------------------------------------------------------------
 
-_pauses = 0  # how many threads are inside collector_paused()
+_pauses = 0  # how many threads are inside _collector_paused()
 _pauses_lock = threading.Lock()
 _collector_was_enabled = False
 
 
 @contextmanager
-def collector_paused() -> Iterator[None]:
+def _collector_paused() -> Iterator[None]:
     """Run a block with Python's cyclic garbage collector paused, then restore it.
 
-    A roster is a few long-lived objects per row (rows, candidates, entries, the stored rows
-    compared with them), none of them in a reference cycle. The collector's full passes, set
-    off by that growth, each walk every object the process holds - Dagster's and SQLAlchemy's
-    included - and found nothing: about a third of the time to load a 200,000-row roster.
+    A roster being read is a few long-lived objects per row (rows, candidates, entries), none
+    of them in a reference cycle. The collector's full passes, set off by that growth, each
+    walk every object the process holds - Dagster's and SQLAlchemy's included - and found
+    nothing: about a third of the time to load a 200,000-row roster.
     Reference counting still frees everything as usual; a cycle made meanwhile is collected
     later. Nestable and thread-safe: the collector is paused while any thread is inside, and
     left as it was found (a process that turned it off keeps it off).
@@ -384,7 +384,7 @@ def load_roster(
     Raises RosterFileError only when there is nothing to read (missing path, empty folder).
     `complete` is False when any file could not be read to its end, the row cap included.
     """
-    with collector_paused():
+    with _collector_paused():
         return _load(path, sheet, limits or RosterLimits())
 
 

@@ -6,6 +6,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -201,3 +202,76 @@ def test_thousands_of_rows_cross_chunk_boundaries(engine: Engine, tmp_path: Path
     with engine.connect() as conn:
         active = conn.execute(sa.select(sa.func.count()).where(Company.active)).scalar_one()
     assert active == 3500
+
+
+def test_new_companies_get_ids_in_roster_order(engine: Engine, tmp_path: Path) -> None:
+    """The fetch takes due companies by id: a roster's new companies are asked for in its order."""
+    names = [f"{i % 7}测试建设第{i}有限公司" for i in range(6000)]
+    store_roster(engine, roster(tmp_path, [HEADER, *([name, "", ""] for name in names)]), now=T0)
+    with engine.connect() as conn:
+        stored = conn.execute(sa.select(Company.name).order_by(Company.id)).scalars().all()
+    assert stored == names
+
+
+def test_a_uscc_typed_as_a_name_and_given_as_a_code_is_one_company(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Two entries with one match key: the later row updates the company the first one wrote
+    (one statement cannot touch a row twice on PostgreSQL)."""
+    rows = [HEADER, [USCC_A, "", ""], ["北京建工集团有限责任公司", USCC_A, ""], ["乙公司", "", ""]]
+    report = store_roster(engine, roster(tmp_path, rows), now=T0)
+    assert report.accepted == 3
+    stored = companies(engine)
+    assert set(stored) == {USCC_A, match_key("乙公司")}
+    assert (stored[USCC_A]["name"], stored[USCC_A]["uscc"], stored[USCC_A]["query"]) == (
+        "北京建工集团有限责任公司",
+        USCC_A,
+        USCC_A,
+    )
+
+
+def test_a_failed_store_leaves_the_next_one_working(engine: Engine, tmp_path: Path) -> None:
+    """A store that fails (here: a USCC learnt elsewhere for a company the roster lists by name,
+    and given again on another row) changes nothing, and the next store works."""
+    store_roster(engine, roster(tmp_path, [HEADER, ["甲公司", "", ""]]), now=T0)
+    key = match_key("甲公司")
+    with engine.begin() as conn:
+        conn.execute(sa.update(Company).where(Company.match_key == key).values(uscc=USCC_A))
+    clash = roster(
+        tmp_path, [HEADER, ["甲公司", "", ""], ["乙公司", USCC_A, ""], ["丙公司", "", ""]]
+    )
+    for _ in range(2):
+        with pytest.raises(sa.exc.IntegrityError):
+            store_roster(engine, clash, now=T1)
+        assert list(companies(engine)) == [key]
+    again = roster(tmp_path, [HEADER, ["甲公司", "", ""], ["丙公司", "", ""]])
+    report = store_roster(engine, again, now=T1)
+    assert (report.inserted, report.updated) == (1, 0)
+    assert set(companies(engine)) == {key, match_key("丙公司")}
+
+
+def test_storing_leaves_the_connections_settings_as_they_were(
+    engine: Engine, tmp_path: Path
+) -> None:
+    if engine.dialect.name != "sqlite":
+        pytest.skip("the page cache is SQLite's")
+    with engine.connect() as conn:
+        before = conn.exec_driver_sql("PRAGMA cache_size").scalar_one()
+    store_roster(engine, roster(tmp_path, ROSTER), now=T0)
+    with engine.connect() as conn:  # the pool hands back the connection the store used
+        assert conn.exec_driver_sql("PRAGMA cache_size").scalar_one() == before
+        assert conn.exec_driver_sql("SELECT count(*) FROM sqlite_temp_master").scalar_one() == 0
+
+
+def test_values_special_to_copy_are_stored_as_given(engine: Engine, tmp_path: Path) -> None:
+    """Companies reach PostgreSQL by COPY, whose text format gives \\N, \\. and \\t meanings."""
+    names = ["\\N", "\\.", "a\\.b", "甲\\公司", "\\\\", "\\t", "'; DROP TABLE companies;--"]
+    result = roster(tmp_path, [HEADER, *([name, "", ""] for name in names)], "w\\eird\tname.csv")
+    assert store_roster(engine, result, now=T0).inserted == len(names)
+    with engine.connect() as conn:
+        stored = conn.execute(
+            sa.select(Company.name, Company.query, Company.roster_source).order_by(Company.id)
+        ).all()
+    assert [tuple(row) for row in stored] == [(n, n, "w\\eird\tname.csv") for n in names]
+    report = store_roster(engine, result, now=T1)
+    assert (report.inserted, report.updated, report.new_rejects) == (0, 0, 0)
