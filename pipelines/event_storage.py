@@ -11,8 +11,9 @@ dagster-postgres indexes a materialization batch: the asset-event tags of every 
 asset-key row from each key's last event (the only one that row keeps). Every other event (~60
 a run: step starts and ends, outputs, checks, log lines) goes the stock way, made cheaper: on
 SQLite each file keeps its connection open, so a commit appends to the WAL instead of closing the
-file with a checkpoint and disk syncs (`_shard_engine`); on PostgreSQL an event and its index rows
-commit together instead of in 2-4 autocommits (`_one_transaction`).
+file with a checkpoint and disk syncs (`_shard_engine`); on PostgreSQL an asset or check event and
+its index rows commit together instead of in 3-4 autocommits (`_one_transaction`). Both remember
+the schema Dagster would otherwise look up before nearly every such event (`_KnownSchema`).
 
 Equivalence with the stock storage is tested (tests/dagster/test_event_storage.py): the same run
 leaves the same events, materialized and failed partitions. The classes use Dagster internals
@@ -31,6 +32,7 @@ from typing import Any
 
 import dagster as dg
 import sqlalchemy as sa
+from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS
 from dagster._core.storage.event_log.base import EventHandlerFn
 from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
 from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
@@ -53,6 +55,8 @@ from watchdog.observers import Observer
 # Dagster reads this in every process that writes events; the storage sets it (unless the
 # deployment already did) because only these classes make batches worth having.
 EVENT_BATCH_SIZE = "1000"
+# Events that also write index rows (asset events, asset-check events).
+INDEXED_EVENTS = frozenset(ASSET_EVENTS | ASSET_CHECK_EVENTS)
 BATCHED_EVENTS = frozenset(
     {dg.DagsterEventType.ASSET_MATERIALIZATION, dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED}
 )
@@ -288,10 +292,12 @@ class BatchingPostgresEventLogStorage(_KnownSchema, PostgresEventLogStorage):
     def _one_transaction(self) -> Iterator[None]:
         """Every statement of the block in one transaction, so it costs one commit.
 
-        dagster-postgres writes in autocommit: an event is its INSERT, a NOTIFY, and for asset
-        and check events the index rows, each committed (a WAL flush) on its own. Here they
-        commit together, or not at all: a batch that fails leaves nothing behind, and Dagster
-        then stores its events one by one, each once."""
+        dagster-postgres writes in autocommit: an asset or check event is its INSERT, a NOTIFY
+        and its index rows, each committed (a WAL flush) on its own and the index rows on a
+        second connection. Here they commit together, or not at all: a batch that fails leaves
+        nothing behind, and Dagster then stores its events one by one, each once. (Any other
+        event stays two autocommits: BEGIN and COMMIT would cost more round trips than they
+        save.)"""
         if getattr(self._writing, "conn", None) is not None:
             yield
             return
@@ -305,6 +311,9 @@ class BatchingPostgresEventLogStorage(_KnownSchema, PostgresEventLogStorage):
                     self._writing.conn = None
 
     def store_event(self, event: dg.EventLogEntry) -> None:
+        if event.dagster_event_type not in INDEXED_EVENTS:
+            super().store_event(event)  # its INSERT and NOTIFY: fewer round trips in autocommit
+            return
         with self._one_transaction():
             super().store_event(event)
 
