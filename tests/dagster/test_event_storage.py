@@ -14,6 +14,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 from dagster._core.utils import make_new_run_id
+from dagster_postgres.event_log.event_log import PostgresEventLogStorage
 
 from pipelines import event_storage
 from pipelines.db import PROJECT_ROOT
@@ -217,3 +218,28 @@ def test_a_failed_postgres_write_leaves_nothing_behind_and_dagster_stores_each_e
         assert len(planned) == len(PARTITIONED) * len(SHARDS)
         for asset in PARTITIONED:
             assert partition_status(instance, asset) == dict.fromkeys(SHARDS, "MATERIALIZED")
+
+
+def test_on_postgres_only_event_writes_commit_without_waiting_for_the_wal_flush(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Event writes may lose their newest events if the server crashes (synchronous_commit=off);
+    everything else the storage writes (concurrency slots, run-level reads) commits as usual."""
+    if not is_postgres():
+        pytest.skip("the production storage is tested on PostgreSQL")
+    seen: dict[str, str] = {}
+    store = PostgresEventLogStorage.store_event
+
+    def store_noting_the_setting(storage, event):  # type: ignore[no-untyped-def]
+        with storage._connect() as conn:
+            seen["event write"] = conn.exec_driver_sql("SHOW synchronous_commit").scalar()
+        store(storage, event)
+
+    monkeypatch.setattr(PostgresEventLogStorage, "store_event", store_noting_the_setting)
+    with instance_of("production", tmp_path, monkeypatch) as instance:
+        run_id = make_new_run_id()
+        instance.event_log_storage.store_event(log_entry(run_id, "hello"))
+        with instance.event_log_storage._connect() as conn:
+            seen["other"] = conn.exec_driver_sql("SHOW synchronous_commit").scalar()
+        assert [entry.user_message for entry in instance.all_logs(run_id)] == ["hello"]
+    assert seen == {"event write": "off", "other": "on"}
