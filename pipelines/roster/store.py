@@ -304,9 +304,11 @@ def _upsert_companies(conn: Connection, entries: list[RosterEntry], now: dt.date
     if not entries:
         return
     rows, passes = _entry_rows(entries)
-    # A staging table left by a failed store on this connection (SQLite creates it outside the
-    # transaction when it is the first write) is dropped first.
-    _STAGING.drop(conn, checkfirst=True)
+    if conn.dialect.name == "sqlite":
+        # SQLite creates the table outside the transaction when it is the store's first write,
+        # so a store that failed may have left it on this connection. (PostgreSQL's DDL is
+        # transactional: a failed store's rollback took it away.)
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{_STAGING.name}")
     _STAGING.create(conn)
     _stage(conn, rows)
     staged = _STAGING.c
