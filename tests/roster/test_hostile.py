@@ -330,6 +330,22 @@ def test_the_line_limit_counts_a_quoted_field_over_many_lines(tmp_path: Path) ->
         list(read_roster(path, limits=RosterLimits(max_line_bytes=200)))
 
 
+@pytest.mark.parametrize(("lines", "refused"), [(8, False), (9, True)])
+def test_the_line_limit_counts_every_byte_of_a_row_of_short_non_ascii_lines(
+    tmp_path: Path, lines: int, refused: bool
+) -> None:
+    """Each line is far below the limit, so its bytes are only bounded when it is read; the
+    row's lines still add up exactly: 12 + 11 * (lines - 1) + 3 bytes of UTF-8 (92, then 103)."""
+    path = tmp_path / "quoted.csv"
+    path.write_text('企业名称\r\n甲公司\r\n"' + "甲甲甲\r\n" * lines + '"\r\n', encoding="utf-8")
+    limits = RosterLimits(max_line_bytes=100)
+    if refused:
+        with pytest.raises(RosterFileError, match=r"row 3 is longer than 100 bytes"):
+            list(read_roster(path, limits=limits))
+    else:
+        assert len(list(read_roster(path, limits=limits))) == 2
+
+
 # --- row and column caps -------------------------------------------------------------------
 
 
