@@ -1,10 +1,13 @@
 """Command line behind the Makefile: migrate, refresh, demo, dev, serve.
 
-python -m pipelines.cli migrate          # alembic upgrade head on DATABASE_URL
-python -m pipelines.cli refresh [--force] # every shard, headless; exit 1 on failure
-python -m pipelines.cli demo             # sandbox + full refresh into data/demo/ + summary
-python -m pipelines.cli dev              # sandbox + Dagster UI and daemon on 127.0.0.1:3000
-python -m pipelines.cli serve            # Dagster UI and daemon on your settings, 127.0.0.1:3000
+The console script `zizhi` (.venv/bin/zizhi, [project.scripts] in pyproject.toml) runs `main`;
+`python -m pipelines.cli` does the same.
+
+zizhi migrate            # alembic upgrade head on DATABASE_URL
+zizhi refresh [--force]  # every shard, headless; exit 1 on failure
+zizhi demo               # sandbox + full refresh into data/demo/ + summary
+zizhi dev                # sandbox + Dagster UI and daemon on 127.0.0.1:3000
+zizhi serve              # Dagster UI and daemon on your settings, 127.0.0.1:3000
 
 `demo` and `dev` never touch a deployment: whatever DATABASE_URL, ROSTER_PATH, JUHE_BASE_URL or
 JUHE_API_KEY say, they use their own folder (database, Dagster home, charts), the bundled sandbox
@@ -208,6 +211,7 @@ def serve(host: str, port: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The `zizhi` command: `argv` defaults to sys.argv[1:]; returns the exit status."""
     create_private_files()
     parser = argparse.ArgumentParser(prog="zizhi", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
