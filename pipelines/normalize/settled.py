@@ -13,9 +13,10 @@ pending responses are applied without reading a body when every one of them
   response already folded into ``normalized_fingerprint``), and
 - was not refused at fetch (a refused body is read as invalid whatever it holds).
 
-The plan reads the pending responses' hashes and times once, without a lock. Then one
-transaction holding the locks of every shard concerned writes all the shortcuts with three
-set-based statements:
+The plan streams the pending responses' hashes and times once, without a lock, writing the
+shortcuts it finds into two temporary tables as it goes (nothing of the size of the night stays
+in memory). Then one transaction holding the locks of every shard concerned applies them all
+with three set-based statements:
 
     companies      last_response_at = the newest pending fetched_at, normalized_fingerprint =
                    the fold continued — only where the fingerprint is still the one read
@@ -32,6 +33,7 @@ left pending for the next run, as with the full path.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from itertools import groupby
 from operator import itemgetter
 from typing import Any, NamedTuple, cast
@@ -45,26 +47,35 @@ from models.tables import ApiCall
 from pipelines.juhe.errors import UNUSABLE_DETAIL_PREFIX
 from pipelines.normalize import bulk, fingerprint
 from pipelines.normalize.report import NormalizeReport
-from pipelines.normalize.state import slices
 
 _RAW = cast(sa.Table, RawResponse.__table__)
 _COMPANIES = cast(sa.Table, Company.__table__)
 _LICENSES = cast(sa.Table, License.__table__)
+_BATCH = 5000
 
 
-def _temp_table(dialect: str) -> sa.Table:
-    """The shortcuts of one transaction, joined by the UPDATE ... FROM statements. ``seen_at``
-    holds the time in the database's stored form (see `PendingRow`)."""
+def _temp_tables(dialect: str) -> tuple[sa.Table, sa.Table]:
+    """The shortcuts found by the plan, filled while it reads, joined by the UPDATE ... FROM
+    statements: one row per company (``seen_at`` in the database's stored form, see
+    `PendingRow`) and one per raw response. Temporary: private to the connection."""
+    metadata = sa.MetaData()
     seen_at: sa.types.TypeEngine[Any] = sa.String(32) if dialect == "sqlite" else UtcDateTime()
-    return sa.Table(
-        "zz_settled_answers",
-        sa.MetaData(),
+    companies = sa.Table(
+        "zz_settled_companies",
+        metadata,
         sa.Column("company_id", sa.BigInteger, primary_key=True, autoincrement=False),
         sa.Column("seen_at", seen_at, nullable=False),
         sa.Column("fingerprint", sa.String(64), nullable=False),
         sa.Column("read_fingerprint", sa.String(64), nullable=False),
         prefixes=["TEMPORARY"],
     )
+    responses = sa.Table(
+        "zz_settled_responses",
+        metadata,
+        sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
+        prefixes=["TEMPORARY"],
+    )
+    return companies, responses
 
 
 class PendingRow(NamedTuple):
@@ -100,21 +111,20 @@ def _stored(column: sa.ColumnElement[Any], dialect: str) -> sa.ColumnElement[Any
     return sa.type_coerce(column, sa.String) if dialect == "sqlite" else column
 
 
-def pending_rows(conn: Connection, shards: Sequence[int]) -> list[PendingRow]:
+def pending_rows(conn: Connection, shards: Sequence[int]) -> Iterator[PendingRow]:
     """Pending raw responses of these shards, in (company, fetched_at, id) order, with their
-    company's settled state — hashes and times only, never a body (sorted here: cheaper than
-    the database's sort of a joined result)."""
+    company's settled state — hashes and times only, never a body; streamed."""
     raw, comp, calls = _RAW.c, _COMPANIES.c, ApiCall.__table__.c
     dialect = conn.dialect.name
     # Materialized first, from the partial index of pending rows: otherwise SQLite starts from
     # the shards' companies and visits every raw response they ever had (O(history)).
-    pending_rows_cte = (
+    pending_cte = (
         sa.select(raw.id, raw.company_id, raw.fetched_at, raw.body_sha256, raw.api_call_id)
         .where(raw.normalized_at.is_(None))
         .cte("pending")
         .prefix_with("MATERIALIZED")
     )
-    pending = pending_rows_cte.c
+    pending = pending_cte.c
     query = (
         sa.select(
             pending.company_id,
@@ -127,14 +137,14 @@ def pending_rows(conn: Connection, shards: Sequence[int]) -> list[PendingRow]:
             _stored(comp.last_response_at, dialect),
             comp.normalized_fingerprint,
         )
-        .select_from(pending_rows_cte)
+        .select_from(pending_cte)
         .join(_COMPANIES, comp.id == pending.company_id)
         .outerjoin(ApiCall, calls.id == pending.api_call_id)
         .where(comp.shard.in_(shards))
+        .order_by(pending.company_id, pending.fetched_at, pending.id)
     )
-    rows = list(map(PendingRow._make, conn.execute(query).tuples()))
-    rows.sort()  # (company_id, fetched_at, raw_id) is unique: later fields are never compared
-    return rows
+    result = conn.execute(query.execution_options(yield_per=_BATCH))
+    yield from map(PendingRow._make, result.tuples())
 
 
 def by_company(rows: Iterable[PendingRow]) -> Iterator[list[PendingRow]]:
@@ -167,64 +177,117 @@ def shortcut(own: list[PendingRow]) -> Shortcut | None:
     )
 
 
-def apply_shortcuts(engine: Engine, shortcuts: Sequence[Shortcut], report: NormalizeReport) -> bool:
-    """Write the shortcuts in one transaction holding their shards' locks; False (nothing
-    written) when another run moved any of them since they were read."""
-    if not shortcuts:
-        return True
-    now = utcnow()
-    raw_ids = [raw_id for s in shortcuts for raw_id in s.raw_ids]
-    temp_table = _temp_table(engine.dialect.name)
-    temp, lic, comp, raw = temp_table.c, _LICENSES.c, _COMPANIES.c, _RAW.c
+Plan = dict[int, list[tuple[int, int]]]  # {shard: [(company_id, pending responses)]}
+
+
+@dataclass
+class _Found:
+    """What the plan read: the full path's plan and the shortcuts written to the temp tables."""
+
+    plan: Plan = field(default_factory=dict)
+    shortcuts: list[tuple[int, int, int]] = field(default_factory=list)  # shard, company, n
+    responses: int = 0
+
+
+def plan_and_apply(engine: Engine, shards: Sequence[int], report: NormalizeReport) -> Plan:
+    """Read the pending responses of these shards once, apply the shortcuts in one
+    transaction holding their shards' locks, and return the plan of every other company for
+    the full path — with the shortcuts' companies too when another run moved one of them
+    since the read (then nothing was written: the full path re-reads under the lock)."""
+    companies, responses = _temp_tables(engine.dialect.name)
     with engine.connect() as conn:
-        bulk.begin_locked(conn, *sorted({s.shard for s in shortcuts}))
-        temp_table.drop(conn, checkfirst=True)
-        temp_table.create(conn)
+        for table in (companies, responses):
+            table.drop(conn, checkfirst=True)
+            table.create(conn)
+        found = _collect(conn, shards, companies, responses)
+        conn.commit()  # the read ends here; the temp tables keep their rows
+        if found.shortcuts and not _apply(conn, found, companies, responses, report):
+            for shard, company_id, count in found.shortcuts:
+                found.plan.setdefault(shard, []).append((company_id, count))
+            for planned in found.plan.values():
+                planned.sort()
+        for table in (companies, responses):
+            table.drop(conn)
+        conn.commit()
+    return found.plan
+
+
+def _collect(
+    conn: Connection, shards: Sequence[int], companies: sa.Table, responses: sa.Table
+) -> _Found:
+    found = _Found()
+    company_rows: list[tuple[Any, ...]] = []
+    response_rows: list[tuple[int]] = []
+
+    def flush() -> None:
         bulk.insert_rows(
             conn,
-            temp_table,
+            companies,
             ("company_id", "seen_at", "fingerprint", "read_fingerprint"),
-            [(s.company_id, s.seen_at, s.fingerprint, s.read_fingerprint) for s in shortcuts],
+            company_rows,
         )
-        if bulk.is_postgres(conn):  # a temp table has no statistics until analyzed
-            conn.execute(sa.text(f"ANALYZE {temp_table.name}"))
-        companies = conn.execute(
-            sa.update(_COMPANIES)
-            .where(
-                comp.id == temp.company_id,
-                comp.normalized_fingerprint == temp.read_fingerprint,
-            )
-            .values(
-                last_response_at=temp.seen_at,
-                normalized_fingerprint=temp.fingerprint,
-                updated_at=now,
-            )
+        bulk.insert_rows(conn, responses, ("id",), response_rows)
+        company_rows.clear()
+        response_rows.clear()
+
+    for own in by_company(pending_rows(conn, shards)):
+        item = shortcut(own)
+        if item is None:
+            found.plan.setdefault(own[0].shard, []).append((own[0].company_id, len(own)))
+            continue
+        found.shortcuts.append((item.shard, item.company_id, len(item.raw_ids)))
+        found.responses += len(item.raw_ids)
+        company_rows.append(
+            (item.company_id, item.seen_at, item.fingerprint, item.read_fingerprint)
         )
-        marked = 0
-        for part in slices(raw_ids):
-            marked += _count(
-                conn.execute(
-                    sa.update(_RAW)
-                    .where(raw.id.in_(part), raw.normalized_at.is_(None))
-                    .values(normalized_at=now)
-                )
-            )
-        if _count(companies) != len(shortcuts) or marked != len(raw_ids):
-            conn.rollback()
-            return False
-        licences = conn.execute(
-            sa.update(_LICENSES)
-            .where(lic.company_id == temp.company_id, lic.removed_at.is_(None))
-            .values(last_seen_at=temp.seen_at)
+        response_rows.extend((raw_id,) for raw_id in item.raw_ids)
+        if len(company_rows) >= _BATCH:
+            flush()
+    flush()
+    if bulk.is_postgres(conn):  # a temp table has no statistics until analyzed
+        conn.execute(sa.text(f"ANALYZE {companies.name}, {responses.name}"))
+    return found
+
+
+def _apply(
+    conn: Connection,
+    found: _Found,
+    companies: sa.Table,
+    responses: sa.Table,
+    report: NormalizeReport,
+) -> bool:
+    """The three guarded UPDATEs under the shards' locks; False (rolled back) when a guard
+    matches fewer rows than expected."""
+    now = utcnow()
+    temp, lic, comp, raw = companies.c, _LICENSES.c, _COMPANIES.c, _RAW.c
+    bulk.begin_locked(conn, *sorted({shard for shard, _, _ in found.shortcuts}))
+    updated = conn.execute(
+        sa.update(_COMPANIES)
+        .where(comp.id == temp.company_id, comp.normalized_fingerprint == temp.read_fingerprint)
+        .values(
+            last_response_at=temp.seen_at, normalized_fingerprint=temp.fingerprint, updated_at=now
         )
-        temp_table.drop(conn)
-        conn.commit()
+    )
+    marked = conn.execute(
+        sa.update(_RAW)
+        .where(raw.id.in_(sa.select(responses.c.id)), raw.normalized_at.is_(None))
+        .values(normalized_at=now)
+    )
+    if _count(updated) != len(found.shortcuts) or _count(marked) != found.responses:
+        conn.rollback()
+        return False
+    licences = conn.execute(
+        sa.update(_LICENSES)
+        .where(lic.company_id == temp.company_id, lic.removed_at.is_(None))
+        .values(last_seen_at=temp.seen_at)
+    )
+    conn.commit()
     report.rows_updated["licenses"] += _count(licences)
-    report.rows_updated["companies"] += len(shortcuts)
-    report.rows_updated["raw_responses"] += len(raw_ids)
-    report.responses += len(raw_ids)
-    report.responses_unchanged += len(raw_ids)
-    report.companies += len(shortcuts)
+    report.rows_updated["companies"] += len(found.shortcuts)
+    report.rows_updated["raw_responses"] += found.responses
+    report.responses += found.responses
+    report.responses_unchanged += found.responses
+    report.companies += len(found.shortcuts)
     return True
 
 

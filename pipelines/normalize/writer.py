@@ -194,12 +194,7 @@ def _run(
     if skip_matching:
         plan = _plan_unmatched(engine, _shard_list(shards), report)
     elif shortcut:
-        plan, found = _plan_pending(engine, _shard_list(shards))
-        if not settled.apply_shortcuts(engine, found, report):
-            for item in found:  # another run moved some: the full path re-reads under lock
-                plan.setdefault(item.shard, []).append((item.company_id, len(item.raw_ids)))
-            for companies in plan.values():
-                companies.sort()
+        plan = settled.plan_and_apply(engine, _shard_list(shards), report)
     else:
         plan = _plan(engine, _shard_list(shards), pending_only)
     chunks = list(_chunks(plan, chunk_size))
@@ -236,23 +231,6 @@ def _plan(
         for shard, company_id, count in conn.execute(query):
             plan.setdefault(shard, []).append((company_id, count))
     return plan
-
-
-def _plan_pending(
-    engine: Engine, shards: list[int]
-) -> tuple[dict[int, list[tuple[int, int]]], list[settled.Shortcut]]:
-    """`_plan` of the pending responses without the companies the identical-answer shortcut
-    applies (returned apart): one query, hashes and times only, no lock."""
-    plan: dict[int, list[tuple[int, int]]] = {}
-    found: list[settled.Shortcut] = []
-    with engine.connect() as conn:
-        for own in settled.by_company(settled.pending_rows(conn, shards)):
-            item = settled.shortcut(own)
-            if item is not None:
-                found.append(item)
-            else:
-                plan.setdefault(own[0].shard, []).append((own[0].company_id, len(own)))
-    return plan, found
 
 
 def _plan_unmatched(

@@ -343,14 +343,13 @@ def test_a_candidate_another_run_applied_after_the_plan_is_not_applied_twice(
     """Between the plan (no lock) and the shortcut's transaction another run normalizes the
     candidate: the guards see it moved, nothing is written twice, the full path re-reads."""
     answer = body([item("A", T1), item("B", T1)])
-    plan = writer._plan_pending
+    apply = settled._apply
 
-    def plan_then_another_run(engine_: Engine, shards: list[int]) -> Any:
-        found = plan(engine_, shards)
-        assert [s.company_id for s in found[1]] == [1]  # the company was a candidate
-        other = normalize_pending(engine_, shards=None, run_id="other", shortcut=False)
+    def another_run_then_apply(conn: Any, found: Any, *args: Any) -> bool:
+        assert [company for _, company, _ in found.shortcuts] == [1]  # it was a candidate
+        other = normalize_pending(engine, shards=None, run_id="other", shortcut=False)
         assert other.responses == 1
-        return found
+        return apply(conn, found, *args)
 
     for n in range(2):
         for db in (engine, other_engine):
@@ -358,7 +357,7 @@ def test_a_candidate_another_run_applied_after_the_plan_is_not_applied_twice(
                 make_company(db)
             add_raw(db, 1, answer, day(n))
         if n == 1:
-            monkeypatch.setattr(writer, "_plan_pending", plan_then_another_run)
+            monkeypatch.setattr(settled, "_apply", another_run_then_apply)
         fast = normalize(engine, f"day-{n}")
         normalize(other_engine, f"day-{n}", shortcut=False)
         assert state(engine) == state(other_engine)
@@ -372,19 +371,18 @@ def test_an_answer_landing_after_the_plan_waits_for_the_next_run(
     path, which plans once too); the next run applies it, and the tables agree again."""
     answer = body([item("A", T1), item("B", T1)])
     changed = body([item("A", T1)])  # B removed
-    plan = writer._plan_pending
+    apply = settled._apply
 
-    def plan_then_land(engine_: Engine, shards: list[int]) -> Any:
-        found = plan(engine_, shards)
-        add_raw(engine_, 1, changed, day(1, hour=9))
-        return found
+    def land_then_apply(conn: Any, found: Any, *args: Any) -> bool:
+        add_raw(engine, 1, changed, day(1, hour=9))
+        return apply(conn, found, *args)
 
     for db in (engine, other_engine):
         make_company(db)
         add_raw(db, 1, answer, day(0))
         normalize(db, "day-0")
         add_raw(db, 1, answer, day(1))
-    monkeypatch.setattr(writer, "_plan_pending", plan_then_land)
+    monkeypatch.setattr(settled, "_apply", land_then_apply)
     assert normalize(engine, "day-1").responses_unchanged == 1
     monkeypatch.undo()
     add_raw(other_engine, 1, changed, day(1, hour=9))
