@@ -7,7 +7,7 @@ constructs (or psycopg's `sql` composition for COPY identifiers); values are alw
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -91,20 +91,27 @@ def _run_many(
     rows: Sequence[Sequence[Any]],
 ) -> None:
     """SQLite: the driver's executemany on tuples converted the way the column types store
-    them, without per-row statement overhead."""
+    them, without per-row statement overhead. The rows are converted as the driver consumes
+    them (a generator), so a chunk's rows are never held twice."""
     active = [
         (i, convert)
         for i, name in enumerate(columns)
         if (convert := sqlite_converter(table.c[name].type, conn.dialect)) is not None
     ]
-    converted = []
-    for row in rows:
-        values = list(row)
-        for i, convert in active:
-            if values[i] is not None:
-                values[i] = convert(values[i])
-        converted.append(tuple(values))
-    conn.exec_driver_sql(statement, converted)
+
+    def converted() -> Iterator[tuple[Any, ...]]:
+        for row in rows:
+            values = list(row)
+            for i, convert in active:
+                if values[i] is not None:
+                    values[i] = convert(values[i])
+            yield tuple(values)
+
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(statement, converted())
+    finally:
+        cursor.close()
 
 
 @lru_cache(maxsize=4096)

@@ -107,7 +107,7 @@ def normalize_pending(
     *,
     shards: Sequence[int] | None,
     run_id: str,
-    chunk_size: int = 2000,
+    chunk_size: int = 1000,
     workers: int | None = None,
     shortcut: bool = True,
 ) -> NormalizeReport:
@@ -125,7 +125,7 @@ def renormalize(
     *,
     shards: Sequence[int] | None,
     run_id: str,
-    chunk_size: int = 2000,
+    chunk_size: int = 1000,
     rebuild: bool = False,
     workers: int | None = None,
 ) -> NormalizeReport:
