@@ -107,15 +107,10 @@ class Shortcut(NamedTuple):
     raw_ids: tuple[int, ...]
 
 
-def _stored(column: sa.ColumnElement[Any], dialect: str) -> sa.ColumnElement[Any]:
-    return sa.type_coerce(column, sa.String) if dialect == "sqlite" else column
-
-
 def pending_rows(conn: Connection, shards: Sequence[int]) -> Iterator[PendingRow]:
     """Pending raw responses of these shards, in (company, fetched_at, id) order, with their
     company's settled state — hashes and times only, never a body; streamed."""
     raw, comp, calls = _RAW.c, _COMPANIES.c, ApiCall.__table__.c
-    dialect = conn.dialect.name
     # Materialized first, from the partial index of pending rows: otherwise SQLite starts from
     # the shards' companies and visits every raw response they ever had (O(history)).
     pending_cte = (
@@ -128,13 +123,13 @@ def pending_rows(conn: Connection, shards: Sequence[int]) -> Iterator[PendingRow
     query = (
         sa.select(
             pending.company_id,
-            _stored(pending.fetched_at, dialect),
+            pending.fetched_at,
             pending.id,
             comp.shard,
             pending.body_sha256,
             calls.detail.like(UNUSABLE_DETAIL_PREFIX + "%"),
             comp.settled_fingerprint,
-            _stored(comp.last_response_at, dialect),
+            comp.last_response_at,
             comp.normalized_fingerprint,
         )
         .select_from(pending_cte)
@@ -143,8 +138,19 @@ def pending_rows(conn: Connection, shards: Sequence[int]) -> Iterator[PendingRow
         .where(comp.shard.in_(shards))
         .order_by(pending.company_id, pending.fetched_at, pending.id)
     )
-    result = conn.execute(query.execution_options(yield_per=_BATCH))
-    yield from map(PendingRow._make, result.tuples())
+    # The driver's own cursor: a row per pending response, and SQLAlchemy's result rows cost
+    # more than everything the shortcut does with one. Only integers are rendered inline.
+    sql = str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    # PostgreSQL: a server-side cursor streams; SQLite's cursor always does.
+    cursor = driver.cursor(name="zz_pending") if bulk.is_postgres(conn) else driver.cursor()
+    try:
+        cursor.execute(sql)
+        while rows := cursor.fetchmany(_BATCH):
+            yield from map(PendingRow._make, rows)
+    finally:
+        cursor.close()
 
 
 def by_company(rows: Iterable[PendingRow]) -> Iterator[list[PendingRow]]:
