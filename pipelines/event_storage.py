@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -38,6 +39,7 @@ from dagster._core.storage.event_log.base import EventHandlerFn
 from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
 from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
+    INDEX_SHARD_NAME,
     SqliteEventLogStorage,
     SqliteEventLogStorageWatchdog,
 )
@@ -193,6 +195,51 @@ class BatchingSqliteEventLogStorage(_KnownSchema, SqliteEventLogStorage):
                 self._initialized_dbs.add(shard)
             with engine.connect() as conn, conn.begin():
                 yield conn
+
+    def _initdb(self, engine: Engine, for_index_shard: bool = False) -> None:
+        """Dagster's `_initdb`, without loading its ~90 alembic scripts where it need not.
+
+        Dagster loads them on each file's first use in a process to compare revisions, and does
+        nothing when the file has one; a new run's file it fills with tables and indexes and
+        stamps (a second load): ~50-150 ms a run. Here a stamped file is left alone as Dagster
+        would leave it, and a new run's file is a copy of a template that Dagster's `_initdb`
+        made once per Dagster version (`_copy_template`)."""
+        path = engine.url.database or ""
+        is_run = not for_index_shard and os.path.basename(path) != f"{INDEX_SHARD_NAME}.db"
+        if is_run and not os.path.exists(path) and self._copy_template(path):
+            return
+        with engine.connect() as conn:
+            stamped = sa.inspect(conn).has_table("alembic_version") and (
+                conn.exec_driver_sql("SELECT version_num FROM alembic_version").first()
+            )
+        if not stamped:
+            super()._initdb(engine, for_index_shard=for_index_shard)
+
+    def _copy_template(self, path: str) -> bool:
+        """Put a copy of the run-file template at `path`; False if a file got there first (or
+        the file system cannot link), and Dagster's `_initdb` then does as it always did."""
+        template = os.path.join(self._base_dir, f"run-template-{dg.__version__}.sqlite")
+        unique = f"{os.getpid()}-{threading.get_ident()}.tmp"
+        try:
+            if not os.path.exists(template):
+                made = f"{template}.{unique}"
+                engine = sa.create_engine(f"sqlite:///{made}", poolclass=sa.pool.NullPool)
+                try:
+                    SqliteEventLogStorage._initdb(self, engine)  # Dagster's own
+                    with engine.connect() as conn:  # all of it in the file, none in a WAL
+                        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+                finally:
+                    engine.dispose()
+                os.replace(made, template)
+            copied = f"{path}.{unique}"
+            shutil.copyfile(template, copied)
+            try:
+                os.link(copied, path)  # never over a file another process has just made
+            finally:
+                os.unlink(copied)
+        except OSError:
+            return False
+        return True
 
     def watch(self, run_id: str, cursor: str | None, callback: EventHandlerFn) -> None:
         """Dagster's watch (the UI's live event log), also woken by writes to the run's WAL file:

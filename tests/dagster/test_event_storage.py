@@ -5,7 +5,9 @@ fewer writes."""
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
+import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._core.utils import make_new_run_id
 from dagster_postgres.event_log.event_log import PostgresEventLogStorage
 
@@ -243,3 +246,33 @@ def test_on_postgres_only_event_writes_commit_without_waiting_for_the_wal_flush(
             seen["other"] = conn.exec_driver_sql("SHOW synchronous_commit").scalar()
         assert [entry.user_message for entry in instance.all_logs(run_id)] == ["hello"]
     assert seen == {"event write": "off", "other": "on"}
+
+
+def sqlite_schema(path: Path) -> tuple:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        return (
+            conn.execute(
+                "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY name"
+            ).fetchall(),
+            conn.execute("SELECT version_num FROM alembic_version").fetchall(),
+            conn.execute("PRAGMA journal_mode").fetchall(),
+        )
+
+
+def test_a_new_runs_event_log_file_is_the_one_dagster_would_make(tmp_path: Path) -> None:
+    """Run files are copies of a template Dagster's own code made once: same tables, indexes,
+    alembic revision and WAL mode as Dagster's storage gives a run, and every run its own."""
+    ours = BatchingSqliteEventLogStorage(str(tmp_path / "ours"))
+    stock = SqliteEventLogStorage(str(tmp_path / "stock"))
+    runs = [make_new_run_id() for _ in range(3)]
+    for run_id in runs:
+        ours.store_event(log_entry(run_id, run_id))
+    stock_run = make_new_run_id()
+    stock.store_event(log_entry(stock_run, "stock"))
+    expected = sqlite_schema(tmp_path / "stock" / f"{stock_run}.db")
+    for run_id in runs:
+        assert sqlite_schema(tmp_path / "ours" / f"{run_id}.db") == expected
+        assert [e.user_message for e in ours.get_logs_for_run(run_id)] == [run_id]
+    assert set(ours.get_all_run_ids()) == set(runs)
+    ours.dispose()
+    stock.dispose()
