@@ -2,7 +2,7 @@
 
 Each builder turns the answer the sandbox would have given (a dict) into the bytes of a hostile
 one; `render` returns them with the error code to record (the code a billing juhe would count).
-They are the cases of DESIGN.md "Hostile answers" and are built so that they carry NO real
+They are the cases of docs/architecture.md#hostile-answers and are built so that they carry NO real
 licence change: whatever the pipeline keeps from them, a later clean answer leaves the tables
 exactly as if the hostile one had never come.
 

@@ -2,7 +2,8 @@
 
 Every noise decision is drawn, in a fixed order, from a generator seeded per licence, so a
 licence keeps its formats from day to day and a body is identical whenever its content is.
-Without `garbage`, every form stays parseable by the rules in DESIGN.md.
+Without `garbage`, every form stays parseable by the parsing rules
+(docs/architecture.md#parsing-rules).
 """
 
 from __future__ import annotations

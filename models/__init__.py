@@ -1,4 +1,4 @@
-"""SQLAlchemy models of zizhi's tables (the contract of DESIGN.md)."""
+"""SQLAlchemy models of zizhi's tables (the contract: docs/architecture.md#tables)."""
 
 from models.base import Base, utcnow
 from models.fetch_control import ApiBudgetDay, FetchClaim

@@ -1,4 +1,4 @@
-"""The contract tables of DESIGN.md ("Tables"). Downstream SQL depends on these names."""
+"""The contract tables (docs/architecture.md#tables). Downstream SQL depends on these names."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""One settings object for everything configured by environment variable (DESIGN.md).
+"""One settings object for everything configured by environment variable
+(docs/architecture.md#configuration).
 
 Read at run time (`Settings.from_env()`), never at import, so Dagster's `EnvVar` and the tests can
 change the environment between runs. The API key is held as a `Secret`: every way of printing it
@@ -24,8 +25,8 @@ DEFAULT_DATA_DIR = "data"
 DEFAULT_SQLITE_NAME = "zizhi.sqlite"
 # Roster caps: far above a real company list, low enough that a crafted file is refused early.
 # The shared rate limit's margin for network jitter (pipelines/juhe/ratelimit.py), the overall
-# deadline of one request, and the cap on an answer's size (DESIGN.md "Hostile answers"; the
-# normalize stage never parses more than MAX_BODY_BYTES_LIMIT whatever the setting).
+# deadline of one request, and the cap on an answer's size (docs/architecture.md#hostile-answers;
+# the normalize stage never parses more than MAX_BODY_BYTES_LIMIT whatever the setting).
 MAX_RATE_MARGIN_MS = 1000
 DEFAULT_REQUEST_DEADLINE_S = 30.0
 DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024

@@ -1,4 +1,5 @@
-"""Companies map to 32 static shards by a stable hash of their match key (DESIGN.md)."""
+"""Companies map to 32 static shards by a stable hash of their match key
+(docs/architecture.md#shards)."""
 
 from __future__ import annotations
 

@@ -1,13 +1,13 @@
 """The juhe ConLicByName transport: one POST per query, typed answers, typed failures.
 
-Layering (STYLE.md): this module is transport + parsing only. Every HTTP 200 JSON answer comes
-back as a `JuheResponse` whatever its `error_code` (classification is data); anything that is not
-such an answer (timeout, reset, dropped connection, a non-200 status such as a 502 HTML page)
-raises `JuheTransientError`. Retry policy lives in `fetcher.py`.
+Layering (docs/architecture.md#conventions): this module is transport + parsing only. Every
+HTTP 200 JSON answer comes back as a `JuheResponse` whatever its `error_code` (classification is
+data); anything that is not such an answer (timeout, reset, dropped connection, a non-200 status
+such as a 502 HTML page) raises `JuheTransientError`. Retry policy lives in `fetcher.py`.
 
-Hostile HTTP 200 answers (DESIGN.md "Hostile answers") raise `JuheUnusableAnswerError`, which
-carries the body to keep: a body that is not a JSON object (truncated, HTML served with 200), a
-body over `max_body_bytes` (default 5 MiB; the body is streamed uncompressed — the request asks
+Hostile HTTP 200 answers (docs/architecture.md#hostile-answers) raise `JuheUnusableAnswerError`,
+which carries the body to keep: a body that is not a JSON object (truncated, HTML served with 200),
+a body over `max_body_bytes` (default 5 MiB; the body is streamed uncompressed — the request asks
 for `Accept-Encoding: identity` — and reading stops at the cap, so a huge answer costs no more
 memory than that; the first `max_body_bytes` are kept),
 JSON nested too deep to decode (RecursionError, not ValueError), and error_code 0 whose

@@ -1,4 +1,4 @@
-"""Which companies a run fetches (DESIGN.md "Due policy").
+"""Which companies a run fetches (docs/architecture.md#due-policy).
 
 An active company is due when it was never fetched, its last success (ok/not_found) is older than
 the refresh interval, its last run failed and the failure backoff has passed (1 h × 2^(n-1) for n

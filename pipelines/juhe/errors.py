@@ -1,4 +1,4 @@
-"""juhe error codes → what the pipeline does (DESIGN.md "juhe error codes → action").
+"""juhe error codes → what the pipeline does (docs/architecture.md#error-codes-and-actions).
 
 `classify` maps any `error_code` (int, numeric string or missing) to an `ErrorClass`; the typed
 exceptions carry the code, its class and the HTTP status. No message here ever contains the key.
@@ -164,10 +164,11 @@ UNUSABLE_DETAIL_PREFIX = "unusable answer: "
 
 
 class JuheUnusableAnswerError(JuheError):
-    """An HTTP 200 answer that was read but cannot be used as-is (DESIGN.md "Hostile answers"):
-    JSON nested too deep to decode, a body over the size cap, or error_code 0 whose `result` is
-    not an object with an `items` list. `body_text` is the body as stored (NUL made storable),
-    `reason`/`sign` what could be read of them, `problem` what is wrong in words.
+    """An HTTP 200 answer that was read but cannot be used as-is
+    (docs/architecture.md#hostile-answers): JSON nested too deep to decode, a body over the size
+    cap, or error_code 0 whose `result` is not an object with an `items` list. `body_text` is the
+    body as stored (NUL made storable), `reason`/`sign` what could be read of them, `problem` what
+    is wrong in words.
 
     Not retried in the same run: an error_code 0 answer may have been billed. The fetcher lands
     the body and the ledger row and marks the company `failed` (normal backoff, a later run)."""

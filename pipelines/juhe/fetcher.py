@@ -2,17 +2,18 @@
 
 Each worker pulls companies from a queue; every HTTP attempt first takes a slot from the shared
 limiter, is written to the ledger as it ends, and a body juhe returned lands at once with the
-company's new state (ledger.py). Per class of answer (errors.py, DESIGN.md):
+company's new state (ledger.py). Per class of answer (errors.py, and the table in
+docs/architecture.md#error-codes-and-actions):
 
 * ok / not_found → landed; invalid → `fetch_status='invalid'`, never retried;
 * transient → retried with exponential backoff and full jitter, at most `max_attempts` transient
   failures per company per run, then `fetch_status='failed'` (backoff in due.py);
 * throttled (10011) → the limiter pauses this process, then retried, up to
   `max_throttled_attempts`; a company that runs out stays due without a failure;
-* unusable (a hostile HTTP 200 answer: `JuheUnusableAnswerError`, DESIGN.md "Hostile answers")
-  → its ledger row and raw body land, the company is `failed` for this run (failure backoff
-  in due.py) and is NOT retried in this run: an error_code 0 answer may have been billed. Only
-  that company is affected; the run goes on;
+* unusable (a hostile HTTP 200 answer: `JuheUnusableAnswerError`,
+  docs/architecture.md#hostile-answers) → its ledger row and raw body land, the company is `failed`
+  for this run (failure backoff in due.py) and is NOT retried in this run: an error_code 0 answer
+  may have been billed. Only that company is affected; the run goes on;
 * quota, maintenance, fatal → no new request starts (those in flight finish and land); the rest
   stay due. The report says why; `raise_for_stop` turns a fatal stop into `JuheFatalError`.
 

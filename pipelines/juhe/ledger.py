@@ -1,12 +1,13 @@
-"""The call ledger and the landing of raw bodies (DESIGN.md tables `api_calls`, `raw_responses`).
+"""The call ledger and the landing of raw bodies (tables `api_calls`, `raw_responses`:
+docs/architecture.md#tables).
 
 Every HTTP attempt becomes an `api_calls` row, committed as it happens. A body juhe returned
 (error_code 0 or 260204) lands together with its ledger row and the company's new fetch state in
 one transaction, so a crash loses at most the calls in flight and a re-run never fetches a
 company whose answer landed.
 
-An unusable HTTP 200 answer (`JuheUnusableAnswerError`, DESIGN.md "Hostile answers") lands the
-same way — ledger row (billable when its error_code is 0, `detail` says what is wrong), raw body
+An unusable HTTP 200 answer (`JuheUnusableAnswerError`, docs/architecture.md#hostile-answers) lands
+the same way — ledger row (billable when its error_code is 0, `detail` says what is wrong), raw body
 (as text; normalize reads it as an `invalid` response, which changes nothing) — but the company
 becomes `failed` with one more consecutive failure, so the normal failure backoff retries it in a
 later run, never in this one. Writes from many threads are serialised per engine on SQLite (one

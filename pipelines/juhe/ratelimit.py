@@ -1,4 +1,5 @@
-"""One juhe rate limit shared by every process that uses the same database (DESIGN.md).
+"""One juhe rate limit shared by every process that uses the same database
+(docs/architecture.md#rate-limit).
 
 `JUHE_QPS` means: no more than that many requests START in any 1-second window — a strict
 sliding window, as juhe counts — not a bucket allowing a burst on top. The log of request starts

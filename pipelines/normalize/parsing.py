@@ -1,6 +1,6 @@
 """Pure parsing of ConLicByName bodies: values → typed values, items → records (no I/O).
 
-Rules (DESIGN.md "Parsing rules"):
+Rules (docs/architecture.md#parsing-rules):
 
 - Dates accept ``YYYY-MM-DD``, ``YYYY-MM-DD HH:MM:SS``, ``YYYY/MM/DD``, ``YYYYMMDD`` and epoch
   milliseconds (int or digit string; the instant is read in Asia/Shanghai, where it is midnight).
@@ -16,23 +16,23 @@ Rules (DESIGN.md "Parsing rules"):
   from every text — names, dates, drift keys — before anything else sees it (`clean_text`), so
   the content hash and the change detector see the stripped value.
 
-**Hostile bodies** (DESIGN.md "Hostile answers"). `parse_response` never raises: JSON nested too
-deep to decode (RecursionError), a body over ``MAX_BODY_BYTES`` (the largest cap JUHE_MAX_BODY_BYTES
-allows; what the fetch refused the ledger says, whatever its size), a top level that is not an
-object, error_code 0 whose ``result`` is not an object or whose ``items`` is not a list — all are
-``invalid`` (no licence applied, no removal). Per item: an element that is not an object, or has no
-category, is dropped and counted (``missing_required``), and so is an item whose values are nested
-too deep to read (RecursionError). A ``created_time`` that cannot be represented (its UTC instant
-falls before year 1) is unparseable (null, counted). An item whose category + lic_no exceed 1000
-UTF-8 bytes is dropped and counted (``items[] (key too long)``; PostgreSQL cannot index it); a name
-over 1000 bytes is dropped from ``lic_name`` and counted. An ``updated_time`` before
-``EARLIEST_PLAUSIBLE`` (1980-01-01) or later than the fetch time + ``FUTURE_SLACK`` (1 day) makes
-the item an anomaly (``issues.implausible``): it is not applied at all. error_code 0 with no items
-is an anomaly too (``issues.empty_success``). Either way the response does not list every licence,
-so no removal is inferred from it; its other items are still applied. Bodies are decoded with
-``json.loads(..., strict=False)``: a literal tab or newline inside a string is data, not a broken
-body. ``error_code`` and ``total`` are read by `pipelines.juhe.errors.parse_code` (ASCII digits,
-at most 9; a bool, ``²``, ``①``, ``٣`` or a 5000-digit number is no number): an odd
+**Hostile bodies** (docs/architecture.md#hostile-answers). `parse_response` never raises: JSON
+nested too deep to decode (RecursionError), a body over ``MAX_BODY_BYTES`` (the largest cap
+JUHE_MAX_BODY_BYTES allows; what the fetch refused the ledger says, whatever its size), a top level
+that is not an object, error_code 0 whose ``result`` is not an object or whose ``items`` is not a
+list — all are ``invalid`` (no licence applied, no removal). Per item: an element that is not an
+object, or has no category, is dropped and counted (``missing_required``), and so is an item whose
+values are nested too deep to read (RecursionError). A ``created_time`` that cannot be represented
+(its UTC instant falls before year 1) is unparseable (null, counted). An item whose category +
+lic_no exceed 1000 UTF-8 bytes is dropped and counted (``items[] (key too long)``; PostgreSQL cannot
+index it); a name over 1000 bytes is dropped from ``lic_name`` and counted. An ``updated_time``
+before ``EARLIEST_PLAUSIBLE`` (1980-01-01) or later than the fetch time + ``FUTURE_SLACK`` (1 day)
+makes the item an anomaly (``issues.implausible``): it is not applied at all. error_code 0 with no
+items is an anomaly too (``issues.empty_success``). Either way the response does not list every
+licence, so no removal is inferred from it; its other items are still applied. Bodies are decoded
+with ``json.loads(..., strict=False)``: a literal tab or newline inside a string is data, not a
+broken body. ``error_code`` and ``total`` are read by `pipelines.juhe.errors.parse_code` (ASCII
+digits, at most 9; a bool, ``²``, ``①``, ``٣`` or a 5000-digit number is no number): an odd
 ``error_code`` is invalid, an odd ``total`` makes the response invalid, its items still applied.
 
 **Key of a blank lic_no.** The natural key of a licence is (company, category, lic_no). When

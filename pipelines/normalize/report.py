@@ -14,7 +14,7 @@ from pipelines.normalize.parsing import ParsedResponse
 class NormalizeReport:
     """Counts of one run. ``anomalies`` lists same-updated_time-different-content licences
     ({company_id, category, lic_no, updated_time, fetched_at}); they are not in license_changes.
-    It also lists the hostile-answer anomalies (DESIGN.md "Hostile answers"), each with a
+    It also lists the hostile-answer anomalies (docs/architecture.md#hostile-answers), each with a
     ``kind``: ``implausible_updated_time`` (an item not applied: {company_id, category, lic_no,
     updated_time, fetched_at}) and ``empty_success`` (error_code 0 with no items, no removal
     inferred: {company_id, fetched_at}); ``implausible_times``/``empty_success`` count them, and

@@ -8,9 +8,9 @@ the responses normalized. A crash loses at most the chunk in flight, which the n
 two runs on the same shard take turns per chunk and the second finds nothing left to do.
 
 A raw body whose fetch refused it as unusable (its `api_calls.detail` starts with
-``UNUSABLE_DETAIL_PREFIX``: over the size cap, nested too deep, wrong types; DESIGN.md "Hostile
-answers") is read as an ``invalid`` response whatever it holds, so a replay applies exactly what
-the first normalization applied: nothing.
+``UNUSABLE_DETAIL_PREFIX``: over the size cap, nested too deep, wrong types;
+docs/architecture.md#hostile-answers) is read as an ``invalid`` response whatever it holds, so a
+replay applies exactly what the first normalization applied: nothing.
 
 Before the chunks, the pending responses of *settled* companies that are byte-identical to the
 answer that settled them — most of a nightly — are applied set-based without parsing (`settled`).

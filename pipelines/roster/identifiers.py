@@ -1,4 +1,4 @@
-"""Company identifiers and names as the roster gives them (DESIGN.md, "Parsing rules").
+"""Company identifiers and names as the roster gives them (docs/architecture.md#parsing-rules).
 
 Pure functions, no I/O:
 - 统一社会信用代码 (USCC, GB 32100-2015): 18 characters, the last a mod-31 check character.

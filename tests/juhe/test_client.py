@@ -182,7 +182,8 @@ def test_html_502_is_transient_with_its_status() -> None:
     "body", ['{"error_code": 0, "reason": "succ', "<html>oops</html>", "[1, 2]", ""]
 )
 def test_truncated_or_non_json_200_is_unusable_and_keeps_its_body(body: str) -> None:
-    # Not retried in the run: an HTTP 200 may have been billed (DESIGN "Hostile answers").
+    # Not retried in the run: an HTTP 200 may have been billed
+    # (docs/architecture.md#hostile-answers).
     client = client_answering(lambda request: httpx.Response(200, text=body))
     with client, pytest.raises(JuheUnusableAnswerError, match="not a JSON object") as caught:
         client.query("x")
@@ -227,7 +228,7 @@ def test_fatal_error_message_has_no_key() -> None:
     assert "JUHE_API_KEY" in str(error)
 
 
-# -- hostile HTTP 200 answers (DESIGN.md "Hostile answers") -------------------------------------
+# -- hostile HTTP 200 answers (docs/architecture.md#hostile-answers) ----------------------------
 
 
 def _answering(text: str, **kwargs: int) -> JuheClient:

@@ -1,4 +1,4 @@
-"""Hostile HTTP 200 answers in a fetch (DESIGN.md "Hostile answers"), scripted with
+"""Hostile HTTP 200 answers in a fetch (docs/architecture.md#hostile-answers), scripted with
 httpx.MockTransport on a real database (SQLite and PostgreSQL): none of them stops the run for
 the other companies, each keeps its ledger row and raw body, the company is `failed` for this
 run without a second (maybe billed) request, and normalizing what landed does not fail either.

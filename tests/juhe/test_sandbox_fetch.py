@@ -1,5 +1,6 @@
 """fetch_companies over real HTTP against the juhe sandbox: each error class behaves as the contract
-says (DESIGN.md "juhe error codes → action"). Backoff sleeps are injected, so nothing waits."""
+says (docs/architecture.md#error-codes-and-actions). Backoff sleeps are injected, so nothing
+waits."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""Hostile bodies in normalize (DESIGN.md "Hostile answers"): the pure parser, parametrized,
-then the rules on a database (both backends): an implausible updated_time is an anomaly that is
-never applied, error_code 0 with no items infers no removal, NUL is stripped before storing and
-before change detection, and no body of any shape stops the chunk.
+"""Hostile bodies in normalize (docs/architecture.md#hostile-answers): the pure parser,
+parametrized, then the rules on a database (both backends): an implausible updated_time is an
+anomaly that is never applied, error_code 0 with no items infers no removal, NUL is stripped before
+storing and before change detection, and no body of any shape stops the chunk.
 """
 
 from __future__ import annotations

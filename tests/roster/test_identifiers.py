@@ -1,4 +1,5 @@
-"""统一社会信用代码, 注册号, names and match keys as DESIGN.md's parsing rules state them."""
+"""统一社会信用代码, 注册号, names and match keys as the parsing rules state them
+(docs/architecture.md#parsing-rules)."""
 
 from __future__ import annotations
 

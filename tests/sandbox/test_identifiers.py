@@ -9,7 +9,7 @@ import pytest
 from juhe_sandbox import identifiers as ids
 from tests.shared_fixtures import load_fixture
 
-# The project's identifier fixtures (shared/fixtures/identifiers.json).
+# The project's identifier fixtures (identifiers.json, found by tests/shared_fixtures.py).
 _IDS = load_fixture("identifiers.json")
 USCC_VALID, USCC_INVALID = _IDS["uscc_valid"], _IDS["uscc_invalid"]
 REGNO_VALID, REGNO_INVALID = _IDS["regno15_valid"], _IDS["regno15_invalid"]
