@@ -1,4 +1,4 @@
-"""PostgreSQL: room on every page for the nightly's updates of licenses and companies
+"""PostgreSQL: room on every page for the nightly's updates; raw bodies out of the row
 
 Revision ID: 0006
 Revises: 0005
@@ -12,8 +12,15 @@ each index, and after VACUUM the table is twice its size anyway. ``fillfactor = 
 room from the start: at 100,000 companies the nightly's licence update took 5.6-5.8 s with 100
 and 2.2-2.6 s with 50 (475k rows, VACUUM between nightlies), at the same table size.
 
-New pages follow the setting; existing ones as they are rewritten (or at once by
-``VACUUM FULL licenses, companies``). SQLite has no such setting: nothing to do there.
+``raw_responses``: marking a response normalized can never be a HOT update (``normalized_at``
+is in the pending index's predicate), so PostgreSQL copies the whole row — with the body, ~1.2 kB
+compressed inline. ``toast_tuple_target = 256`` stores new bodies compressed out of line (TOAST):
+the row copies a pointer instead (50,000 rows: UPDATE 0.41 s -> 0.27 s), and every read that
+does not need the body (the plan, the fingerprints) scans a third of the pages. Reading bodies
+was not slower (0.87 s -> 0.70 s), inserting them 0.3 s slower per 50,000.
+
+New pages and rows follow the settings; existing ones as they are rewritten (or at once by
+``VACUUM FULL``). SQLite has no such settings: nothing to do there.
 """
 
 from collections.abc import Sequence
@@ -33,10 +40,12 @@ def upgrade() -> None:
         return
     for table in TABLES:
         op.execute(f"ALTER TABLE {table} SET (fillfactor = 50)")
+    op.execute("ALTER TABLE raw_responses SET (toast_tuple_target = 256)")
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
+    op.execute("ALTER TABLE raw_responses RESET (toast_tuple_target)")
     for table in TABLES:
         op.execute(f"ALTER TABLE {table} RESET (fillfactor)")
