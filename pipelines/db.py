@@ -80,7 +80,10 @@ def alembic_config(url: str) -> Config:
     return config
 
 
+@cache
 def head_revision() -> str | None:
+    """The newest migration this code ships (read once a process: loading alembic's scripts
+    took 5-8 ms, and every step checks the schema)."""
     return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
 
 
