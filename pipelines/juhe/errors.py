@@ -155,7 +155,8 @@ class JuheFatalError(JuheError):
 
 
 class JuheInvalidQueryError(JuheError):
-    """260201/260202: the query itself is refused; never retried."""
+    """260201/260202: the query itself is refused; not retried in the run (due again a refresh
+    interval later)."""
 
 
 # How the ledger's `api_calls.detail` of an unusable answer starts; normalize reads the body of

@@ -5,7 +5,8 @@ limiter, is written to the ledger as it ends, and a body juhe returned lands at 
 company's new state (ledger.py). Per class of answer (errors.py, and the table in
 docs/architecture.md#error-codes-and-actions):
 
-* ok / not_found → landed; invalid → `fetch_status='invalid'`, never retried;
+* ok / not_found → landed; invalid → `fetch_status='invalid'`, not retried in the run (due
+  again a refresh interval later, due.py);
 * transient → retried with exponential backoff and full jitter, at most `max_attempts` transient
   failures per company per run, then `fetch_status='failed'` (backoff in due.py);
 * throttled (10011) → the limiter pauses this process, then retried, up to
