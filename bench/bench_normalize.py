@@ -64,8 +64,9 @@ from typing import Any
 import psycopg
 import sqlalchemy as sa
 
+from bench.databases import fresh, pg_conninfo
 from models import Company, RawResponse
-from pipelines.db import get_engine, upgrade
+from pipelines.db import get_engine
 from pipelines.shards import shard_of
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -352,18 +353,6 @@ def land_nightly(url: str, n: int, day: int, changes: Sequence[dict[int, str]]) 
 # ---------------------------------------------------------------------------- databases
 
 
-def _fresh(backend: str, workdir: Path, name: str) -> tuple[str, Callable[[], None]]:
-    if backend == "sqlite":
-        url = f"sqlite:///{workdir / name}.sqlite"
-        upgrade(url)
-        return url, lambda: get_engine(url).dispose()
-    from tests.fixtures_db import create_pg_database, drop_pg_database
-
-    url = create_pg_database(f"zizhi_bench_{name}")
-    upgrade(url)
-    return url, lambda: drop_pg_database(url)
-
-
 def _copy(backend: str, workdir: Path, url: str, name: str) -> tuple[str, Callable[[], None]]:
     """An identical copy of the database at `url` (no connection to it may be open)."""
     if backend == "sqlite":
@@ -407,10 +396,6 @@ def _measure(url: str, mode: str, run_id: str) -> dict[str, Any]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _pg_conninfo(url: str) -> str:
-    return sa.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
 def _reference_sqlite(source: str, target: str, timed: tuple[str, ...]) -> tuple[int, float]:
     """Read the written rows as the driver returns them; insert the untimed tables first, then
     time one executemany transaction of the `timed` ones."""
@@ -442,11 +427,11 @@ def _reference_postgres(source: str, target: str, timed: tuple[str, ...]) -> tup
     """COPY the written rows out (text format, in memory); COPY the untimed tables in first,
     then time COPY of the `timed` ones, one transaction."""
     data: dict[str, bytes] = {}
-    with psycopg.connect(_pg_conninfo(source)) as src:
+    with psycopg.connect(pg_conninfo(source)) as src:
         for table in WRITTEN:
             with src.cursor().copy(f"COPY {table} TO STDOUT") as copy:
                 data[table] = b"".join(bytes(chunk) for chunk in copy)
-    with psycopg.connect(_pg_conninfo(target)) as dst:
+    with psycopg.connect(pg_conninfo(target)) as dst:
 
         def copy_in(tables: list[str]) -> None:
             for table in tables:
@@ -543,7 +528,7 @@ def _a_day_passes(backend: str, url: str) -> None:
     from the previous night's dead rows. SQLite has no such process."""
     if backend != "postgresql":
         return
-    with psycopg.connect(_pg_conninfo(url), autocommit=True) as conn:
+    with psycopg.connect(pg_conninfo(url), autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")
 
 
@@ -558,7 +543,7 @@ def _no_shortcut(measured: dict[str, Any] | None, full_seconds: float) -> dict[s
 def run(backend: str, n_companies: int = 100_000) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="zizhi-bench-") as tmp, contextlib.ExitStack() as drop:
         workdir = Path(tmp)
-        url, drop_url = _fresh(backend, workdir, "normalize")
+        url, drop_url = fresh(backend, workdir, "normalize")
         drop.callback(drop_url)
         started = time.perf_counter()
         land(url, n_companies)
@@ -567,12 +552,12 @@ def run(backend: str, n_companies: int = 100_000) -> dict[str, Any]:
         again = _measure(url, "again", "bench-again")
         # The references read what the full load wrote: before any nightly lands.
         reference = _reference_sqlite if backend == "sqlite" else _reference_postgres
-        ref_url, drop_ref = _fresh(backend, workdir, "reference")
+        ref_url, drop_ref = fresh(backend, workdir, "reference")
         try:
             ref_rows, ref_seconds = reference(url, ref_url, WRITTEN)
         finally:
             drop_ref()
-        ins_url, drop_ins = _fresh(backend, workdir, "reference_inserts")
+        ins_url, drop_ins = fresh(backend, workdir, "reference_inserts")
         try:
             ins_rows, ins_seconds = reference(url, ins_url, TABLES)
         finally:

@@ -30,12 +30,12 @@ import random
 import sqlite3
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
+from bench.databases import fresh, pg_conninfo
 from bench.memory import peak_rss_mib
 from pipelines.roster.identifiers import USCC_ALPHABET, uscc_check_character
 
@@ -77,25 +77,6 @@ def write_roster(path: Path, rows: int = ROWS, seed: int = 7) -> None:
 # --- databases ----------------------------------------------------------------------------
 
 
-def _fresh(backend: str, workdir: Path, name: str) -> tuple[str, Callable[[], None]]:
-    """A new database at the head revision, and how to get rid of it."""
-    from pipelines.db import get_engine, upgrade
-
-    if backend == "sqlite":
-        url = f"sqlite:///{workdir / name}.sqlite"
-        upgrade(url)
-        return url, lambda: get_engine(url).dispose()
-    from tests.fixtures_db import create_pg_database, drop_pg_database
-
-    url = create_pg_database(f"zizhi_bench_{name}")
-    upgrade(url)
-    return url, lambda: drop_pg_database(url)
-
-
-def _pg_conninfo(url: str) -> str:
-    return sa.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
 # --- references ---------------------------------------------------------------------------
 
 
@@ -130,11 +111,11 @@ def _insert_reference_postgres(source: str, target: str) -> tuple[int, float]:
     import psycopg
 
     data: dict[str, bytes] = {}
-    with psycopg.connect(_pg_conninfo(source)) as src:
+    with psycopg.connect(pg_conninfo(source)) as src:
         for table in WRITTEN:
             with src.cursor().copy(f"COPY {table} TO STDOUT") as copy:
                 data[table] = b"".join(bytes(chunk) for chunk in copy)
-    with psycopg.connect(_pg_conninfo(target)) as dst:
+    with psycopg.connect(pg_conninfo(target)) as dst:
         started = time.perf_counter()
         for table in WRITTEN:
             with dst.cursor().copy(f"COPY {table} FROM STDIN") as copy:
@@ -217,8 +198,8 @@ def _measure(roster: str, url: str, reference_url: str, backend: str) -> dict[st
 
 
 def _run_backend(backend: str, roster: Path, workdir: Path) -> dict[str, Any]:
-    url, drop = _fresh(backend, workdir, "roster")
-    reference_url, drop_reference = _fresh(backend, workdir, "roster_reference")
+    url, drop = fresh(backend, workdir, "roster")
+    reference_url, drop_reference = fresh(backend, workdir, "roster_reference")
     try:
         context = multiprocessing.get_context("spawn")
         with context.Pool(1) as pool:
